@@ -1,0 +1,224 @@
+"""The ``dbt-otel-replay`` command: options in, one library call, output out.
+
+Results go to stdout (the --dry-run tree, ``--output -``, ``--traceparent-to -``);
+the summary, warnings and errors go to stderr, each error as one line. Exit
+codes: 0 delivered, 1 bad input, 2 usage, 3 export failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from . import __version__
+from .errors import EXIT_OK, ReplayError
+from .export.config import Protocol, parse_header, resolve_export_config
+from .export.file import STDOUT
+from .plan import DEFAULT_SQL_MAX_CHARS, PlanOptions, TraceContext
+from .propagation import context_from_environment, parse_traceparent, read_carrier
+from .replay import ReplayOptions, ReplayResult, replay, resource_attributes
+from .summary import Outcome, render_summary, render_tree
+
+PROG = "dbt-otel-replay"
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.command(
+    context_settings=_CONTEXT, epilog="Exit codes: 0 delivered, 1 bad input, 2 usage, 3 export failed."
+)
+@click.argument("target", metavar="TARGET_DIR", type=click.Path(path_type=Path))
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="manifest.json to use instead of TARGET_DIR/manifest.json.",
+)
+@click.option(
+    "--endpoint",
+    metavar="URL",
+    help="OTLP endpoint. [env: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT; "
+    "default: http://localhost:4318 for HTTP, http://localhost:4317 for gRPC]",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice([p.value for p in Protocol]),
+    help="OTLP transport. [env: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL; "
+    "default: http/protobuf]",
+)
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Extra OTLP header, e.g. an API key; repeatable. [env: OTEL_EXPORTER_OTLP_HEADERS]",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Deadline per export request, retries included. "
+    "[env: OTEL_EXPORTER_OTLP_TIMEOUT in ms; default: 10]",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    help="Write the trace as OTLP/JSON lines to this file ('-' for stdout) instead of sending it.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the span tree to stdout; send and write nothing.")
+@click.option(
+    "--service-name", metavar="NAME", help="Resource service.name. [env: OTEL_SERVICE_NAME; default: dbt]"
+)
+@click.option(
+    "--traceparent",
+    metavar="VALUE",
+    help="Join this upstream W3C trace context. [env: TRACEPARENT, TRACESTATE]",
+)
+@click.option(
+    "--traceparent-from",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    metavar="FILE",
+    help="Join the upstream context in this carrier file (TRACEPARENT=... lines).",
+)
+@click.option(
+    "--traceparent-to",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    metavar="PATH",
+    help="Write the run's context here for the next stage ('-' for stdout). "
+    "[default: TARGET_DIR/traceparent]",
+)
+@click.option(
+    "--include-sql",
+    is_flag=True,
+    help="Also export compiled SQL (db.query.text) and args.vars; off because they can hold secrets.",
+)
+@click.option(
+    "--sql-max-chars",
+    type=click.IntRange(min=1),
+    default=DEFAULT_SQL_MAX_CHARS,
+    show_default=True,
+    help="With --include-sql, cut each node's SQL after this many characters.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No summary; only warnings and errors on stderr.")
+@click.version_option(__version__, "--version", prog_name=PROG)
+@click.pass_context
+def main(
+    ctx: click.Context,
+    target: Path,
+    manifest: Path | None,
+    endpoint: str | None,
+    protocol: str | None,
+    headers: tuple[str, ...],
+    timeout: float | None,
+    output: Path | None,
+    dry_run: bool,
+    service_name: str | None,
+    traceparent: str | None,
+    traceparent_from: Path | None,
+    traceparent_to: Path | None,
+    include_sql: bool,
+    sql_max_chars: int,
+    quiet: bool,
+) -> None:
+    """Replay the dbt run in TARGET_DIR (run_results.json + manifest.json) as one OpenTelemetry trace.
+
+    One span per executed node, with the exact times dbt recorded, nested under its
+    first parent (other parents become links), compile and execute as child spans;
+    exported over OTLP, then the run's context is written for the next pipeline stage.
+    """
+    _configure_logging()
+    sending = {"--endpoint": endpoint, "--protocol": protocol, "--header": headers, "--timeout": timeout}
+    _check_exclusive(dry_run, output, traceparent, traceparent_from, [k for k, v in sending.items() if v])
+    try:
+        options = ReplayOptions(
+            export=None
+            if output or dry_run
+            else resolve_export_config(
+                endpoint=endpoint,
+                protocol=protocol,
+                headers=[parse_header(h) for h in headers],
+                timeout=timeout,
+            ),
+            plan=PlanOptions(
+                upstream=_upstream(traceparent, traceparent_from),
+                include_sql=include_sql,
+                sql_max_chars=sql_max_chars,
+            ),
+            output=output,
+            dry_run=dry_run,
+            manifest=manifest,
+            traceparent_to=traceparent_to,
+            resource=resource_attributes(service_name),
+        )
+        result = replay(target, options)
+    except ReplayError as exc:
+        _fail(ctx, exc)
+    _report(result, dry_run=dry_run, quiet=quiet)
+    if result.failure is not None:
+        _fail(ctx, result.failure)
+    ctx.exit(EXIT_OK)
+
+
+def _check_exclusive(
+    dry_run: bool,
+    output: Path | None,
+    traceparent: str | None,
+    traceparent_from: Path | None,
+    sending_flags: list[str],
+) -> None:
+    if traceparent and traceparent_from:
+        raise click.UsageError("--traceparent and --traceparent-from cannot be combined")
+    if dry_run and output:
+        raise click.UsageError("--dry-run and --output cannot be combined")
+    if (output or dry_run) and sending_flags:
+        raise click.UsageError(
+            f"{', '.join(sending_flags)}: only for sending; --output and --dry-run send nothing"
+        )
+
+
+def _upstream(traceparent: str | None, traceparent_from: Path | None) -> TraceContext | None:
+    if traceparent:
+        return parse_traceparent(traceparent, source="--traceparent")
+    if traceparent_from:
+        return read_carrier(traceparent_from)
+    return context_from_environment(os.environ)
+
+
+def _report(result: ReplayResult, *, dry_run: bool, quiet: bool) -> None:
+    for warning in result.warnings:
+        click.echo(f"{PROG}: warning: {warning}", err=True)
+    if dry_run:
+        click.echo(render_tree(result.plan), nl=False)
+    if quiet:
+        return
+    where = result.traceparent_path
+    outcome = Outcome(
+        result.destination, None if where is None else ("stdout" if where == STDOUT else str(where))
+    )
+    click.echo(render_summary(result.plan, outcome), nl=False, err=True)
+
+
+def _fail(ctx: click.Context, error: ReplayError) -> NoReturn:
+    click.echo(f"{PROG}: error: {error}", err=True)
+    ctx.exit(error.exit_code)
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LowercaseLevelFormatter(f"{PROG}: %(levelname)s: %(message)s"))
+    package_logger = logging.getLogger("dbt_otel_replay")
+    package_logger.handlers[:] = [handler]
+    package_logger.setLevel(logging.WARNING)
+    package_logger.propagate = False
+
+
+class _LowercaseLevelFormatter(logging.Formatter):
+    """Formats ``warning:`` like the CLI's own messages rather than ``WARNING:``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.levelname = record.levelname.lower()
+        return super().format(record)

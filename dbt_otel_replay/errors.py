@@ -1,0 +1,72 @@
+"""The exception hierarchy of dbt-otel-replay and the exit codes the CLI maps it to.
+
+Every error the library raises for a reason outside its own code derives from
+:class:`ReplayError`, carries a message that names the file or value at fault,
+and knows the process exit code the command line reports for it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXIT_OK = 0
+"""The trace was delivered (or written, or printed with --dry-run)."""
+EXIT_BAD_INPUT = 1
+"""An artifact is missing, unreadable or not what it claims to be; nothing was sent."""
+EXIT_USAGE = 2
+"""The command line or the upstream trace context is wrong; nothing was sent."""
+EXIT_EXPORT_FAILED = 3
+"""The artifacts were fine, but the collector did not accept every span."""
+
+
+class ReplayError(Exception):
+    """Base class of every error dbt-otel-replay reports to its user."""
+
+    exit_code: int = EXIT_BAD_INPUT
+
+
+class ArtifactError(ReplayError):
+    """A dbt artifact is missing, corrupt or not a dbt artifact of the expected kind."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        """Create the error.
+
+        Args:
+            path: The artifact file at fault.
+            problem: What is wrong with it, as a sentence fragment.
+        """
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class ContextError(ReplayError):
+    """An upstream trace context (traceparent, tracestate, carrier file) is malformed."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(ReplayError):
+    """An export setting (flag or OTEL_* variable) has a value that cannot be used."""
+
+    exit_code = EXIT_USAGE
+
+
+class ExportError(ReplayError):
+    """The collector did not accept every span, or the output file could not be written."""
+
+    exit_code = EXIT_EXPORT_FAILED
+
+    def __init__(self, message: str, *, sent: int = 0, total: int = 0) -> None:
+        """Create the error.
+
+        Args:
+            message: What failed, naming the endpoint or file.
+            sent: How many spans were accepted before the failure.
+            total: How many spans the trace has.
+        """
+        self.sent = sent
+        self.total = total
+        super().__init__(message)

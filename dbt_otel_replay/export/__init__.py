@@ -1,0 +1,1 @@
+"""Export: encode a plan as OTLP, then send it over gRPC or HTTP, or write it as OTLP/JSON."""

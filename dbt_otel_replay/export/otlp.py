@@ -1,0 +1,318 @@
+"""Send encoded requests to an OTLP receiver over gRPC or HTTP, synchronously, checking each answer.
+
+Every request is sent on its own and its response read: a transport error or a
+retryable status is retried with exponential backoff until the request's
+deadline, a partial success is reported with the collector's own words, and
+nothing is queued where it could be dropped silently.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol as TypingProtocol
+from urllib.parse import urlsplit
+
+import grpc
+import requests
+from google.protobuf.json_format import Parse
+from google.protobuf.message import DecodeError
+from google.rpc.status_pb2 import Status as RpcStatus
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
+
+from ..errors import ExportError
+from .config import ExportConfig, Protocol
+from .encode import to_otlp_json
+
+logger = logging.getLogger(__name__)
+
+INITIAL_BACKOFF_SECONDS = 0.5
+"""The wait before the first retry."""
+BACKOFF_MULTIPLIER = 2.0
+"""How much longer each further wait is."""
+MAX_BACKOFF_SECONDS = 8.0
+"""The longest single wait between two attempts."""
+RETRYABLE_GRPC_CODES = frozenset(
+    {
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+"""gRPC codes the OTLP specification calls retryable."""
+RETRYABLE_HTTP_STATUSES = frozenset({429, 502, 503, 504})
+"""HTTP statuses the OTLP specification calls retryable."""
+_TLS_WORDS = ("ssl", "tls", "certificate", "handshake")
+
+
+class RetryableError(Exception):
+    """A failed attempt that may succeed later (the collector is down or busy)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(reason)
+
+
+class PermanentError(Exception):
+    """A failed attempt that will fail again (refused, bad certificate, bad request)."""
+
+
+class Transport(TypingProtocol):
+    """Sends one export request and returns the receiver's response."""
+
+    def send(self, request: ExportTraceServiceRequest, timeout: float) -> ExportTraceServiceResponse:
+        """Send a request; raise RetryableError or PermanentError when it fails."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What reached the receiver."""
+
+    endpoint: str
+    spans: int
+    requests: int
+
+
+def deliver(
+    requests_: Sequence[ExportTraceServiceRequest],
+    config: ExportConfig,
+    *,
+    transport: Transport | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Delivery:
+    """Send every request and check every answer.
+
+    Args:
+        requests_: The encoded requests.
+        config: Where and how to send them.
+        transport: The transport to use; by default the one ``config.protocol`` names.
+        sleep: Waits between retries (replaceable in tests).
+        clock: A monotonic clock for deadlines (replaceable in tests).
+
+    Returns:
+        How many spans and requests were accepted.
+
+    Raises:
+        ExportError: If a request was refused, failed until its deadline, or was
+            only partly accepted; it says how many spans were accepted before.
+    """
+    total = sum(_span_count(r) for r in requests_)
+    sender = transport or open_transport(config)
+    sent = 0
+    try:
+        for index, request in enumerate(requests_):
+            response = _send_with_retry(sender, request, config, sleep, clock)
+            rejected = response.partial_success.rejected_spans
+            message = response.partial_success.error_message
+            if rejected:
+                raise ExportError(
+                    f"{config.display_endpoint}: the collector rejected {rejected} of "
+                    f"{_span_count(request)} spans in request {index + 1}: {message or 'no reason given'}",
+                    sent=sent + _span_count(request) - rejected,
+                    total=total,
+                )
+            if message:
+                logger.warning("%s: the collector says: %s", config.display_endpoint, message)
+            sent += _span_count(request)
+    except (RetryableError, PermanentError) as exc:
+        raise ExportError(f"{config.display_endpoint}: {exc}", sent=sent, total=total) from None
+    finally:
+        sender.close()
+    return Delivery(endpoint=config.display_endpoint, spans=sent, requests=len(requests_))
+
+
+def _span_count(request: ExportTraceServiceRequest) -> int:
+    return sum(len(s.spans) for rs in request.resource_spans for s in rs.scope_spans)
+
+
+def _send_with_retry(
+    sender: Transport,
+    request: ExportTraceServiceRequest,
+    config: ExportConfig,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> ExportTraceServiceResponse:
+    deadline = clock() + config.timeout
+    backoff = INITIAL_BACKOFF_SECONDS
+    attempt = 1
+    while True:
+        try:
+            return sender.send(request, timeout=max(deadline - clock(), 0.001))
+        except RetryableError as exc:
+            wait = min(exc.retry_after if exc.retry_after is not None else backoff, MAX_BACKOFF_SECONDS)
+            if clock() + wait >= deadline:
+                raise RetryableError(
+                    f"{exc} (gave up after {attempt} attempts in {config.timeout:g} s; see --timeout)"
+                ) from None
+            logger.warning("%s: %s; retrying in %.1f s", config.display_endpoint, exc, wait)
+            sleep(wait)
+            backoff = min(backoff * BACKOFF_MULTIPLIER, MAX_BACKOFF_SECONDS)
+            attempt += 1
+
+
+def open_transport(config: ExportConfig) -> Transport:
+    """Open the transport ``config.protocol`` names.
+
+    Args:
+        config: The destination.
+
+    Returns:
+        A gRPC or HTTP transport.
+    """
+    if config.protocol is Protocol.GRPC:
+        return GrpcTransport(config)
+    return HttpTransport(config)
+
+
+class GrpcTransport:
+    """OTLP/gRPC: the TraceService Export call on one channel."""
+
+    def __init__(self, config: ExportConfig) -> None:
+        """Open a channel to ``config.endpoint`` (TLS unless http:// or insecure)."""
+        parts = urlsplit(config.endpoint if "://" in config.endpoint else f"//{config.endpoint}")
+        target = parts.netloc or config.endpoint
+        plaintext = parts.scheme == "http" or (not parts.scheme and config.insecure)
+        if plaintext:
+            self._channel = grpc.insecure_channel(target)
+        else:
+            self._channel = grpc.secure_channel(target, _grpc_credentials(config))
+        self._stub = TraceServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._metadata = config.headers
+        self._compression = grpc.Compression.Gzip if config.compression == "gzip" else None
+
+    def send(self, request: ExportTraceServiceRequest, timeout: float) -> ExportTraceServiceResponse:
+        """Call Export and translate a failure into a retryable or permanent error."""
+        try:
+            response: ExportTraceServiceResponse = self._stub.Export(
+                request, timeout=timeout, metadata=self._metadata, compression=self._compression
+            )
+        except grpc.RpcError as exc:
+            code, details = exc.code(), exc.details() or ""
+            reason = f"gRPC {code.name}: {details}".rstrip(": ")
+            if code in RETRYABLE_GRPC_CODES and not _is_tls_failure(details):
+                raise RetryableError(reason) from None
+            raise PermanentError(_tls_hint(reason)) from None
+        return response
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+
+def _grpc_credentials(config: ExportConfig) -> grpc.ChannelCredentials:
+    try:
+        root = config.certificate.read_bytes() if config.certificate else None
+        key = config.client_key.read_bytes() if config.client_key else None
+        chain = config.client_certificate.read_bytes() if config.client_certificate else None
+    except OSError as exc:
+        raise PermanentError(f"cannot read a TLS file: {exc}") from None
+    return grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=chain)
+
+
+def _is_tls_failure(details: str) -> bool:
+    lowered = details.lower()
+    return any(word in lowered for word in _TLS_WORDS)
+
+
+def _tls_hint(reason: str) -> str:
+    if _is_tls_failure(reason):
+        return f"{reason} (TLS failed: set OTEL_EXPORTER_OTLP_CERTIFICATE to the collector's CA bundle)"
+    return reason
+
+
+class HttpTransport:
+    """OTLP/HTTP: POST to the traces URL, protobuf or JSON."""
+
+    def __init__(self, config: ExportConfig) -> None:
+        """Prepare a session for ``config.endpoint``."""
+        self._config = config
+        self._session = requests.Session()
+        self._json = config.protocol is Protocol.HTTP_JSON
+        self._session.headers.update(dict(config.headers))
+        self._session.headers["Content-Type"] = "application/json" if self._json else "application/x-protobuf"
+        if config.compression == "gzip":
+            self._session.headers["Content-Encoding"] = "gzip"
+        self._session.verify = str(config.certificate) if config.certificate else True
+        if config.client_certificate and config.client_key:
+            self._session.cert = (str(config.client_certificate), str(config.client_key))
+
+    def send(self, request: ExportTraceServiceRequest, timeout: float) -> ExportTraceServiceResponse:
+        """POST the request and translate the answer."""
+        body = json.dumps(to_otlp_json(request)).encode() if self._json else request.SerializeToString()
+        if self._config.compression == "gzip":
+            body = gzip.compress(body)
+        try:
+            answer = self._session.post(self._config.endpoint, data=body, timeout=timeout)
+        except requests.exceptions.SSLError as exc:
+            raise PermanentError(_tls_hint(f"TLS handshake failed: {_root_cause(exc)}")) from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise RetryableError(f"cannot reach the collector: {_root_cause(exc)}") from None
+        except requests.exceptions.RequestException as exc:
+            raise PermanentError(f"HTTP request failed: {_root_cause(exc)}") from None
+        if answer.status_code in RETRYABLE_HTTP_STATUSES:
+            raise RetryableError(f"HTTP {answer.status_code}", _retry_after(answer))
+        if not 200 <= answer.status_code < 300:
+            raise PermanentError(f"HTTP {answer.status_code}: {_error_text(answer)}")
+        return self._response(answer)
+
+    def _response(self, answer: requests.Response) -> ExportTraceServiceResponse:
+        response = ExportTraceServiceResponse()
+        if not answer.content:
+            return response
+        try:
+            if self._json:
+                Parse(answer.text, response, ignore_unknown_fields=True)
+            else:
+                response.ParseFromString(answer.content)
+        except (DecodeError, ValueError):
+            logger.warning(
+                "%s: could not decode the collector's response body", self._config.display_endpoint
+            )
+        return response
+
+    def close(self) -> None:
+        """Close the session."""
+        self._session.close()
+
+
+def _error_text(answer: requests.Response) -> str:
+    """The message of an OTLP error body (a google.rpc.Status), else the body as text."""
+    if "protobuf" in answer.headers.get("Content-Type", ""):
+        status = RpcStatus()
+        try:
+            status.ParseFromString(answer.content)
+            return status.message or f"{len(answer.content)} bytes of error detail"
+        except DecodeError:
+            pass
+    return " ".join(answer.text.split())[:300]
+
+
+def _retry_after(answer: requests.Response) -> float | None:
+    value = answer.headers.get("Retry-After", "")
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return None
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__context__ is not None and exc.__context__ is not exc:
+        exc = exc.__context__
+    text = str(exc)
+    return text if len(text) <= 300 else text[:300] + "..."

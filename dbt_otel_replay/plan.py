@@ -1,0 +1,433 @@
+"""Turn validated artifacts into the list of spans that replays the run: pure.
+
+The planner reads no file, no clock and no random source: the same artifacts
+and options always give the same spans with the same ids, so a retry or a
+backfill never forks one run into two traces. The trace contract it implements
+is listed rule by rule in the README.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+
+from .artifacts import Artifacts, ManifestNode, NodeResult, RunResults
+from .dag import Dag, build_dag
+from .timestamps import NANOS_PER_SECOND
+
+AttributeValue = str | bool | int | float | tuple[str, ...]
+Attributes = Mapping[str, AttributeValue]
+
+FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
+"""dbt statuses that make a span's status ERROR."""
+WARNING_STATUSES = frozenset({"warn"})
+"""dbt statuses recorded as a ``dbt.warn`` event on an otherwise healthy span."""
+DEFAULT_SQL_MAX_CHARS = 4096
+"""How much compiled SQL --include-sql exports per node."""
+SQL_TRUNCATION_MARK = "\n-- [truncated by dbt-otel-replay]"
+_RELATION_TYPES = frozenset({"model", "seed", "snapshot"})
+_DB_SYSTEM_NAMES = {
+    "postgres": "postgresql",
+    "redshift": "aws.redshift",
+    "bigquery": "gcp.bigquery",
+    "sqlserver": "microsoft.sql_server",
+    "fabric": "microsoft.sql_server",
+    "synapse": "microsoft.sql_server",
+    "oracle": "oracle.db",
+    "mysql": "mysql",
+    "databricks": "databricks",
+    "spark": "spark",
+    "trino": "trino",
+    "clickhouse": "clickhouse",
+    "duckdb": "duckdb",
+    "snowflake": "snowflake",
+}
+
+
+class SpanRole(Enum):
+    """What a planned span stands for."""
+
+    INVOCATION = "invocation"
+    NODE = "node"
+    PHASE = "phase"
+
+
+class StatusCode(IntEnum):
+    """OpenTelemetry span status codes, numbered as in OTLP."""
+
+    UNSET = 0
+    OK = 1
+    ERROR = 2
+
+
+@dataclass(frozen=True)
+class TraceContext:
+    """A W3C trace context: the upstream parent of a run, or what the next stage joins.
+
+    Attributes:
+        trace_id: 32 lowercase hex digits.
+        span_id: 16 lowercase hex digits.
+        trace_flags: The W3C flags byte (1 = sampled).
+        tracestate: The vendor-specific ``tracestate`` header, if any.
+    """
+
+    trace_id: str
+    span_id: str
+    trace_flags: int = 1
+    tracestate: str | None = None
+
+    @property
+    def traceparent(self) -> str:
+        """The context as a version-00 ``traceparent`` header value."""
+        return f"00-{self.trace_id}-{self.span_id}-{self.trace_flags:02x}"
+
+
+@dataclass(frozen=True)
+class PlannedEvent:
+    """A point in time on a span, such as a dbt warning."""
+
+    name: str
+    time_unix_nano: int
+    attributes: Attributes = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlannedLink:
+    """A link from a node span to the span of one of its other executed parents."""
+
+    trace_id: str
+    span_id: str
+    attributes: Attributes = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlannedSpan:
+    """One span of the replayed trace, ready for encoding."""
+
+    role: SpanRole
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    attributes: Attributes
+    events: tuple[PlannedEvent, ...] = ()
+    links: tuple[PlannedLink, ...] = ()
+    status: StatusCode = StatusCode.UNSET
+    status_message: str = ""
+
+    @property
+    def duration_seconds(self) -> float:
+        """The span's length in seconds."""
+        return (self.end_time_unix_nano - self.start_time_unix_nano) / NANOS_PER_SECOND
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The replay of one dbt invocation: every span, in parent-before-child order."""
+
+    trace_id: str
+    spans: tuple[PlannedSpan, ...]
+    context: TraceContext
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def invocation(self) -> PlannedSpan:
+        """The span of the dbt invocation itself (the first span)."""
+        return self.spans[0]
+
+    @property
+    def nodes(self) -> tuple[PlannedSpan, ...]:
+        """The node spans, in run_results order."""
+        return tuple(s for s in self.spans if s.role is SpanRole.NODE)
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """Choices that change what the trace contains.
+
+    Attributes:
+        upstream: A context to join: the invocation span becomes its child.
+        include_sql: Export compiled SQL and ``args.vars`` (off: they can hold secrets).
+        sql_max_chars: Where compiled SQL is cut when it is exported.
+    """
+
+    upstream: TraceContext | None = None
+    include_sql: bool = False
+    sql_max_chars: int = DEFAULT_SQL_MAX_CHARS
+
+
+def plan_trace(artifacts: Artifacts, options: PlanOptions | None = None) -> Plan:
+    """Plan the spans that replay one dbt invocation.
+
+    Args:
+        artifacts: The run's validated artifacts.
+        options: What to include and which upstream context to join.
+
+    Returns:
+        The plan: the invocation span first, then each node span followed by its phases.
+    """
+    options = options or PlanOptions()
+    run = artifacts.run_results
+    warnings: list[str] = []
+    invocation_key = _invocation_key(run, artifacts, warnings)
+    trace_id = options.upstream.trace_id if options.upstream else invocation_key
+    ids = _SpanIds(trace_id, invocation_key)
+    invocation = _invocation_span(artifacts, ids, options)
+    spans = [invocation]
+    spans.extend(_node_spans(artifacts, build_dag(artifacts.manifest), ids, invocation, options, warnings))
+    context = TraceContext(
+        trace_id=trace_id,
+        span_id=invocation.span_id,
+        tracestate=options.upstream.tracestate if options.upstream else None,
+    )
+    return Plan(trace_id=trace_id, spans=tuple(spans), context=context, warnings=tuple(warnings))
+
+
+@dataclass(frozen=True)
+class _SpanIds:
+    """Derives span ids from the trace id, the invocation and the node's identity."""
+
+    trace_id: str
+    invocation_key: str
+
+    def derive(self, *parts: str) -> str:
+        digest = hashlib.sha256("\x1f".join((self.trace_id, self.invocation_key, *parts)).encode()).digest()
+        for offset in range(0, len(digest) - 7, 8):
+            candidate = digest[offset : offset + 8]
+            if any(candidate):
+                return candidate.hex()
+        raise AssertionError("a SHA-256 digest of only zero bytes")  # pragma: no cover
+
+
+def _invocation_key(run: RunResults, artifacts: Artifacts, warnings: list[str]) -> str:
+    """The invocation id without dashes, or a stable stand-in derived from the artifacts."""
+    raw = (run.metadata.invocation_id or "").replace("-", "").lower()
+    if len(raw) == 32 and all(c in "0123456789abcdef" for c in raw) and raw.strip("0"):
+        return raw
+    seed = "\x1f".join([str(run.metadata.generated_at), run.command, *(r.unique_id for r in run.results)])
+    derived = hashlib.sha256(seed.encode()).hexdigest()[:32]
+    warnings.append(
+        f"{artifacts.run_results_path}: invocation_id {run.metadata.invocation_id!r} is not a usable "
+        f"trace id; using {derived}, derived from the artifacts (stable across replays)"
+    )
+    return derived
+
+
+def _invocation_span(artifacts: Artifacts, ids: _SpanIds, options: PlanOptions) -> PlannedSpan:
+    run = artifacts.run_results
+    end = run.metadata.generated_at
+    start = run.metadata.invocation_started_at
+    if start is None:
+        start = end - round((run.elapsed_time or 0.0) * NANOS_PER_SECOND)
+    failed = Counter(r.status for r in run.results if r.status in FAILED_STATUSES)
+    message = ", ".join(f"{count} {status}" for status, count in sorted(failed.items()))
+    return PlannedSpan(
+        role=SpanRole.INVOCATION,
+        span_id=ids.derive("invocation"),
+        parent_span_id=options.upstream.span_id if options.upstream else None,
+        name=f"dbt {run.command}",
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
+        attributes=_invocation_attributes(artifacts, options),
+        status=StatusCode.ERROR if failed else StatusCode.UNSET,
+        status_message=message,
+    )
+
+
+def _invocation_attributes(artifacts: Artifacts, options: PlanOptions) -> dict[str, AttributeValue]:
+    run, manifest = artifacts.run_results, artifacts.manifest
+    adapter = manifest.metadata.adapter_type if manifest else None
+    attributes: dict[str, AttributeValue | None] = {
+        "dbt.invocation_id": run.metadata.invocation_id,
+        "dbt.version": run.metadata.dbt_version,
+        "dbt.command": run.command,
+        "dbt.project_name": manifest.metadata.project_name if manifest else None,
+        "dbt.target": run.args.target,
+        "dbt.adapter": adapter,
+        "db.system.name": db_system_name(adapter),
+        "dbt.elapsed_time": run.elapsed_time,
+        "dbt.result_count": len(run.results),
+        "dbt.vars": run.args.vars_json if options.include_sql else None,
+    }
+    return _present(attributes)
+
+
+def db_system_name(adapter_type: str | None) -> str | None:
+    """Map a dbt adapter type to OpenTelemetry's ``db.system.name`` value.
+
+    Args:
+        adapter_type: The manifest's ``metadata.adapter_type`` (``postgres``, ...).
+
+    Returns:
+        The well-known value where OpenTelemetry defines one, else the adapter type itself.
+    """
+    if not adapter_type:
+        return None
+    return _DB_SYSTEM_NAMES.get(adapter_type.lower(), adapter_type.lower())
+
+
+def _node_spans(
+    artifacts: Artifacts,
+    dag: Dag,
+    ids: _SpanIds,
+    invocation: PlannedSpan,
+    options: PlanOptions,
+    warnings: list[str],
+) -> list[PlannedSpan]:
+    results = artifacts.run_results.results
+    executed = {r.unique_id for r in results}
+    node_ids = {uid: ids.derive("node", uid) for uid in executed}
+    failure_ends = {
+        r.unique_id: r.completed_at
+        for r in results
+        if r.status in FAILED_STATUSES and r.completed_at is not None
+    }
+    adapter = artifacts.manifest.metadata.adapter_type if artifacts.manifest else None
+    unknown: list[str] = []
+    spans: list[PlannedSpan] = []
+    for result in results:
+        node = artifacts.manifest.node(result.unique_id) if artifacts.manifest else None
+        if node is None and artifacts.manifest is not None:
+            unknown.append(result.unique_id)
+        parents = dag.executed_parents(result.unique_id, executed)
+        start, end = _node_window(result, dag, failure_ends, invocation.end_time_unix_nano)
+        span = PlannedSpan(
+            role=SpanRole.NODE,
+            span_id=node_ids[result.unique_id],
+            parent_span_id=node_ids[parents[0]] if parents else invocation.span_id,
+            name=result.unique_id or "(no unique_id)",
+            start_time_unix_nano=start,
+            end_time_unix_nano=end,
+            attributes=_node_attributes(result, node, adapter, options),
+            events=_node_events(result, end),
+            links=tuple(
+                PlannedLink(ids.trace_id, node_ids[p], {"dbt.node.unique_id": p}) for p in parents[1:]
+            ),
+            status=StatusCode.ERROR if result.status in FAILED_STATUSES else StatusCode.UNSET,
+            status_message=(result.message or result.status) if result.status in FAILED_STATUSES else "",
+        )
+        spans.append(span)
+        spans.extend(_phase_spans(result, span, ids))
+    if unknown:
+        shown = ", ".join(u or "''" for u in unknown[:3]) + (
+            f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        )
+        warnings.append(
+            f"{artifacts.manifest_path}: does not describe {len(unknown)} result(s) ({shown}); "
+            "they are nested directly under the invocation span"
+        )
+    return spans
+
+
+def _node_window(
+    result: NodeResult, dag: Dag, failure_ends: Mapping[str, int], invocation_end: int
+) -> tuple[int, int]:
+    """The node's recorded window; for a result without timing, the moment that caused it."""
+    if result.started_at is not None and result.completed_at is not None:
+        return result.started_at, result.completed_at
+    failed_ancestors = [failure_ends[a] for a in dag.ancestors(result.unique_id) if a in failure_ends]
+    moment = min(failed_ancestors or failure_ends.values(), default=invocation_end)
+    return moment, moment
+
+
+def _node_attributes(
+    result: NodeResult, node: ManifestNode | None, adapter: str | None, options: PlanOptions
+) -> dict[str, AttributeValue]:
+    response = result.adapter_response
+    attributes: dict[str, AttributeValue | None] = {
+        "dbt.node.unique_id": result.unique_id,
+        "dbt.status": result.status,
+        "dbt.thread_id": result.thread_id,
+        "thread.name": result.thread_id,
+        "dbt.execution_time": result.execution_time,
+        "dbt.failures": result.failures,
+        "dbt.message": result.message if result.status not in FAILED_STATUSES else None,
+        "dbt.adapter_response.rows_affected": (
+            response.rows_affected if response.rows_affected != -1 else None
+        ),
+        "dbt.adapter_response.query_id": response.query_id,
+        "dbt.adapter_response.job_id": response.job_id,
+        "dbt.adapter_response.bytes_processed": response.bytes_processed,
+        "dbt.adapter_response.code": response.code,
+        "db.query.text": _sql(result.compiled_code, options) if options.include_sql else None,
+    }
+    if node is not None:
+        attributes.update(_manifest_attributes(node, adapter))
+    attributes.setdefault("dbt.node.relation_name", result.relation_name)
+    return _present(attributes)
+
+
+def _manifest_attributes(node: ManifestNode, adapter: str | None) -> dict[str, AttributeValue | None]:
+    has_relation = node.resource_type in _RELATION_TYPES and node.config.materialized != "ephemeral"
+    return {
+        "dbt.node.resource_type": node.resource_type,
+        "dbt.node.name": node.name,
+        "dbt.node.package_name": node.package_name,
+        "dbt.node.materialized": node.config.materialized,
+        "dbt.node.original_file_path": node.original_file_path,
+        "code.file.path": node.original_file_path,
+        "dbt.node.tags": tuple(node.tags),
+        "dbt.node.relation_name": node.relation_name,
+        "db.system.name": db_system_name(adapter),
+        "db.namespace": _namespace(node, adapter) if has_relation else None,
+        "db.collection.name": (node.alias or node.name) if has_relation else None,
+    }
+
+
+def _namespace(node: ManifestNode, adapter: str | None) -> str | None:
+    parts = [p for p in (node.database, node.schema_name) if p]
+    separator = "." if db_system_name(adapter) == "postgresql" else "|"
+    return separator.join(parts) or None
+
+
+def _sql(compiled_code: str | None, options: PlanOptions) -> str | None:
+    if compiled_code is None or len(compiled_code) <= options.sql_max_chars:
+        return compiled_code
+    return compiled_code[: options.sql_max_chars] + SQL_TRUNCATION_MARK
+
+
+def _node_events(result: NodeResult, end: int) -> tuple[PlannedEvent, ...]:
+    if result.status not in WARNING_STATUSES:
+        return ()
+    attributes = _present({"dbt.message": result.message, "dbt.failures": result.failures})
+    return (PlannedEvent("dbt.warn", end, attributes),)
+
+
+def _phase_spans(result: NodeResult, node_span: PlannedSpan, ids: _SpanIds) -> list[PlannedSpan]:
+    names = Counter(t.name for t in result.timing)
+    spans: list[PlannedSpan] = []
+    for index, timing in enumerate(result.timing):
+        key = timing.name if names[timing.name] == 1 else f"{timing.name}#{index}"
+        spans.append(
+            PlannedSpan(
+                role=SpanRole.PHASE,
+                span_id=ids.derive("phase", result.unique_id, key),
+                parent_span_id=node_span.span_id,
+                name=timing.name,
+                start_time_unix_nano=timing.started_at,
+                end_time_unix_nano=timing.completed_at,
+                attributes={"dbt.phase": timing.name},
+            )
+        )
+    return spans
+
+
+def _present(attributes: Mapping[str, AttributeValue | None]) -> dict[str, AttributeValue]:
+    """Drop the attributes whose value is missing (None or an empty list)."""
+    return {k: v for k, v in attributes.items() if v is not None and v != ()}
+
+
+def status_counts(spans: Sequence[PlannedSpan]) -> Counter[str]:
+    """Count node spans by their ``dbt.status`` attribute.
+
+    Args:
+        spans: Planned spans; only node spans are counted.
+
+    Returns:
+        A counter keyed by dbt status.
+    """
+    return Counter(str(s.attributes.get("dbt.status")) for s in spans if s.role is SpanRole.NODE)

@@ -1,0 +1,175 @@
+"""Trace context in and out: W3C traceparent values, the environment and carrier files.
+
+A run joins an upstream trace given as a ``traceparent`` value, as the
+TRACEPARENT / TRACESTATE environment variables, or as a carrier file; after the
+replay, the invocation span's context is written as a carrier file the next
+stage of the pipeline can source, load as a dotenv report or read with otel-cli.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from ._files import write_text_atomically
+from .errors import ContextError
+from .plan import TraceContext
+
+TRACEPARENT_VARIABLE = "TRACEPARENT"
+TRACESTATE_VARIABLE = "TRACESTATE"
+CARRIER_FILENAME = "traceparent"
+
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_TRACESTATE_MEMBER = re.compile(
+    r"(?:[a-z][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})"
+    r"=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
+)
+_MAX_TRACESTATE_MEMBERS = 32
+
+
+def parse_traceparent(
+    value: str, tracestate: str | None = None, *, source: str = "traceparent"
+) -> TraceContext:
+    """Parse a W3C ``traceparent`` value (and optional ``tracestate``).
+
+    Args:
+        value: For example ``00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01``.
+        tracestate: The accompanying ``tracestate`` value, if any.
+        source: Where the value came from, for the error message.
+
+    Returns:
+        The context.
+
+    Raises:
+        ContextError: If the value does not follow the W3C Trace Context format,
+            or has an all-zero trace id or span id.
+    """
+    text = value.strip()
+    match = _TRACEPARENT.fullmatch(text)
+    if match is None:
+        raise ContextError(
+            f"{source}: {value!r} is not a W3C traceparent "
+            "(expected 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>, lowercase)"
+        )
+    version, trace_id, span_id, flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest):
+        raise ContextError(f"{source}: {value!r} has an invalid traceparent version {version}")
+    if not trace_id.strip("0") or not span_id.strip("0"):
+        raise ContextError(f"{source}: {value!r} has an all-zero trace id or span id")
+    return TraceContext(
+        trace_id=trace_id,
+        span_id=span_id,
+        trace_flags=int(flags, 16),
+        tracestate=parse_tracestate(tracestate, source=source) if tracestate else None,
+    )
+
+
+def parse_tracestate(value: str, *, source: str = "tracestate") -> str | None:
+    """Validate a W3C ``tracestate`` value and return it normalised (no blanks around members).
+
+    Args:
+        value: For example ``rojo=00f067aa0ba902b7,congo=t61rcWkgMzE``.
+        source: Where the value came from, for the error message.
+
+    Returns:
+        The normalised value, or None when it has no members.
+
+    Raises:
+        ContextError: If a member is malformed or there are more than 32.
+    """
+    members = [m.strip() for m in value.split(",") if m.strip()]
+    if len(members) > _MAX_TRACESTATE_MEMBERS:
+        raise ContextError(f"{source}: tracestate has {len(members)} members; at most 32 are allowed")
+    for member in members:
+        if _TRACESTATE_MEMBER.fullmatch(member) is None:
+            raise ContextError(f"{source}: {member!r} is not a valid tracestate member (key=value)")
+    return ",".join(members) or None
+
+
+def context_from_environment(environ: Mapping[str, str]) -> TraceContext | None:
+    """The upstream context in TRACEPARENT / TRACESTATE, if TRACEPARENT is set.
+
+    Args:
+        environ: The process environment (or any mapping like it).
+
+    Returns:
+        The context, or None when TRACEPARENT is unset or empty.
+
+    Raises:
+        ContextError: If TRACEPARENT or TRACESTATE is malformed.
+    """
+    value = environ.get(TRACEPARENT_VARIABLE, "").strip()
+    if not value:
+        return None
+    return parse_traceparent(value, environ.get(TRACESTATE_VARIABLE), source=f"${TRACEPARENT_VARIABLE}")
+
+
+def read_carrier(path: Path) -> TraceContext:
+    """Read a carrier file: KEY=VALUE lines with TRACEPARENT and optionally TRACESTATE.
+
+    Reading is lenient, so files written by otel-cli or by hand work too:
+    ``export`` prefixes, quotes, comments and blank lines are accepted.
+
+    Args:
+        path: The carrier file.
+
+    Returns:
+        The context it holds.
+
+    Raises:
+        ContextError: If the file cannot be read, has no TRACEPARENT, or holds a malformed one.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ContextError(f"{path}: cannot read the traceparent file: {exc}") from None
+    values = _parse_env_lines(text)
+    if TRACEPARENT_VARIABLE not in values:
+        raise ContextError(f"{path}: no TRACEPARENT=... line in the traceparent file")
+    return parse_traceparent(values[TRACEPARENT_VARIABLE], values.get(TRACESTATE_VARIABLE), source=str(path))
+
+
+def _parse_env_lines(text: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip().upper()] = value
+    return values
+
+
+def format_carrier(context: TraceContext) -> str:
+    """Render a context as carrier-file text: plain KEY=VALUE lines and nothing else.
+
+    The result can be sourced by a shell, loaded by GitLab as a dotenv report,
+    read by docker and systemd as an env file, and by otel-cli as a carrier.
+
+    Args:
+        context: The context the next stage should join.
+
+    Returns:
+        ``TRACEPARENT=...`` and, only when there is one, ``TRACESTATE=...``, each ending in a newline.
+    """
+    lines = [f"{TRACEPARENT_VARIABLE}={context.traceparent}"]
+    if context.tracestate:
+        lines.append(f"{TRACESTATE_VARIABLE}={context.tracestate}")
+    return "".join(f"{line}\n" for line in lines)
+
+
+def write_carrier(path: Path, context: TraceContext) -> None:
+    """Write a carrier file atomically (a reader never sees half a file).
+
+    Args:
+        path: Where to write it.
+        context: The context to write.
+
+    Raises:
+        OSError: If the directory is not writable.
+    """
+    write_text_atomically(path, format_carrier(context))

@@ -1,0 +1,240 @@
+"""An independent checker of the trace contract (README, "Trace contract").
+
+It reads the artifacts with the json module and the standard library only and
+compares what a receiver got (protobuf spans, or OTLP/JSON lines) with what the
+contract says, span by span. It shares no code with dbt_otel_replay on purpose:
+a bug in the planner cannot hide itself here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+FAILED = {"error", "fail", "runtime error"}
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+@dataclass
+class SpanRecord:
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    start: int
+    end: int
+    attributes: dict[str, Any]
+    links: list[tuple[str, str]] = field(default_factory=list)
+    status_code: int = 0
+    status_message: str = ""
+    events: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
+    resource: dict[str, Any] = field(default_factory=dict)
+
+
+def _any(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_any(v) for v in value.array_value.values]
+    return getattr(value, kind) if kind else None
+
+
+def from_proto(span: Span, resource: dict[str, Any] | None = None) -> SpanRecord:
+    return SpanRecord(
+        trace_id=span.trace_id.hex(),
+        span_id=span.span_id.hex(),
+        parent_span_id=span.parent_span_id.hex(),
+        name=span.name,
+        start=span.start_time_unix_nano,
+        end=span.end_time_unix_nano,
+        attributes={kv.key: _any(kv.value) for kv in span.attributes},
+        links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
+        status_code=span.status.code,
+        status_message=span.status.message,
+        events=[
+            (e.name, e.time_unix_nano, {kv.key: _any(kv.value) for kv in e.attributes}) for e in span.events
+        ],
+        resource=resource or {},
+    )
+
+
+def _json_value(value: dict[str, Any]) -> Any:
+    ((kind, inner),) = value.items()
+    if kind == "arrayValue":
+        return [_json_value(v) for v in inner.get("values", [])]
+    if kind == "intValue":
+        return int(inner)
+    return inner
+
+
+def _json_attributes(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {kv["key"]: _json_value(kv["value"]) for kv in items}
+
+
+def from_otlp_json_lines(text: str) -> list[SpanRecord]:
+    records = []
+    for line in text.splitlines():
+        for resource_spans in json.loads(line)["resourceSpans"]:
+            resource = _json_attributes(resource_spans["resource"].get("attributes", []))
+            for scope_spans in resource_spans["scopeSpans"]:
+                for span in scope_spans["spans"]:
+                    records.append(
+                        SpanRecord(
+                            trace_id=span["traceId"],
+                            span_id=span["spanId"],
+                            parent_span_id=span.get("parentSpanId", ""),
+                            name=span["name"],
+                            start=int(span["startTimeUnixNano"]),
+                            end=int(span["endTimeUnixNano"]),
+                            attributes=_json_attributes(span.get("attributes", [])),
+                            links=[(link["traceId"], link["spanId"]) for link in span.get("links", [])],
+                            status_code=span.get("status", {}).get("code", 0),
+                            status_message=span.get("status", {}).get("message", ""),
+                            events=[
+                                (e["name"], int(e["timeUnixNano"]), _json_attributes(e.get("attributes", [])))
+                                for e in span.get("events", [])
+                            ],
+                            resource=resource,
+                        )
+                    )
+    return records
+
+
+def nanos(text: str) -> int:
+    """Exact nanoseconds of a dbt timestamp, computed independently of the package."""
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return ((moment - EPOCH) // dt.timedelta(microseconds=1)) * 1000
+
+
+def load_pair(target: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    run_results = json.loads((target / "run_results.json").read_text())
+    manifest_path = target / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
+    return run_results, manifest
+
+
+def _manifest_node(manifest: dict[str, Any] | None, unique_id: str) -> dict[str, Any] | None:
+    if manifest is None:
+        return None
+    return manifest.get("nodes", {}).get(unique_id) or manifest.get("unit_tests", {}).get(unique_id)
+
+
+def _ancestors(manifest: dict[str, Any] | None, unique_id: str) -> set[str]:
+    seen: set[str] = set()
+    stack = [unique_id]
+    while stack:
+        node = _manifest_node(manifest, stack.pop())
+        for parent in (node or {}).get("depends_on", {}).get("nodes", []) or []:
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return seen
+
+
+def _skip_moment(
+    unique_id: str, results: list[dict[str, Any]], manifest: dict[str, Any] | None, invocation_end: int
+) -> int:
+    """The end of a failed ancestor, else of the run's first failure, else of the invocation."""
+    failure_ends = {
+        r["unique_id"]: max(nanos(t["completed_at"]) for t in r["timing"])
+        for r in results
+        if r["status"] in FAILED and r.get("timing")
+    }
+    upstream = [end for uid, end in failure_ends.items() if uid in _ancestors(manifest, unique_id)]
+    if upstream:
+        return min(upstream)
+    return min(failure_ends.values(), default=invocation_end)
+
+
+def check_contract(
+    run_results: dict[str, Any],
+    manifest: dict[str, Any] | None,
+    spans: list[SpanRecord],
+    *,
+    upstream: tuple[str, str] | None = None,
+) -> dict[str, SpanRecord]:
+    """Assert rules 1-6 of the trace contract; return the node spans by unique id."""
+    metadata = run_results["metadata"]
+    results = run_results["results"]
+    invocation_hex = (metadata.get("invocation_id") or "").replace("-", "")
+    expected_trace = upstream[0] if upstream else invocation_hex
+
+    # Rule 1: one trace.
+    assert {s.trace_id for s in spans} == {expected_trace}
+    # Rule 6 (part): every span id is unique.
+    ids = Counter(s.span_id for s in spans)
+    assert max(ids.values()) == 1, f"duplicate span ids: {[i for i, n in ids.items() if n > 1]}"
+    by_id = {s.span_id: s for s in spans}
+
+    # Rule 2: the invocation span.
+    expected_root_parent = upstream[1] if upstream else ""
+    roots = [s for s in spans if s.parent_span_id == expected_root_parent]
+    assert len(roots) == 1, f"expected one invocation span, got {[r.name for r in roots]}"
+    root = roots[0]
+    assert root.name == f"dbt {run_results.get('args', {}).get('which', 'run')}"
+    assert root.end == nanos(metadata["generated_at"])
+    if metadata.get("invocation_started_at"):
+        assert root.start == nanos(metadata["invocation_started_at"])
+    else:
+        assert root.start == root.end - round(run_results["elapsed_time"] * 1e9)
+    any_failed = any(r["status"] in FAILED for r in results)
+    assert (root.status_code == 2) == any_failed
+
+    # Rule 3: one node span per result.
+    node_spans = [s for s in spans if "dbt.node.unique_id" in s.attributes]
+    by_uid = {s.attributes["dbt.node.unique_id"]: s for s in node_spans}
+    assert len(node_spans) == len(results) == len(by_uid)
+    executed = {r["unique_id"] for r in results}
+    for result in results:
+        span = by_uid[result["unique_id"]]
+        assert span.attributes["dbt.status"] == result["status"]
+        timing = result.get("timing") or []
+        if timing:
+            assert span.start == min(nanos(t["started_at"]) for t in timing)
+            assert span.end == max(nanos(t["completed_at"]) for t in timing)
+        else:
+            assert span.start == span.end, f"{result['unique_id']}: invented a duration"
+            assert span.start == _skip_moment(result["unique_id"], results, manifest, root.end)
+        if result["status"] in FAILED:
+            assert span.status_code == 2
+            assert span.status_message == (result.get("message") or result["status"])
+        else:
+            assert span.status_code == 0
+        if result["status"] == "warn":
+            assert [e[0] for e in span.events] == ["dbt.warn"]
+
+        # Rule 4: nesting under the first executed parent; the others as links.
+        node = _manifest_node(manifest, result["unique_id"])
+        parents: list[str] = []
+        for parent in (node or {}).get("depends_on", {}).get("nodes", []) or []:
+            if parent in executed and parent not in parents and parent != result["unique_id"]:
+                parents.append(parent)
+        if parents:
+            assert span.parent_span_id == by_uid[parents[0]].span_id, result["unique_id"]
+            assert span.links == [(expected_trace, by_uid[p].span_id) for p in parents[1:]]
+        else:
+            assert span.parent_span_id == root.span_id, result["unique_id"]
+            assert span.links == []
+
+        # Rule 5: one child span per timing entry.
+        phases = [s for s in spans if s.parent_span_id == span.span_id and "dbt.phase" in s.attributes]
+        assert sorted((p.attributes["dbt.phase"], p.start, p.end) for p in phases) == sorted(
+            (t["name"], nanos(t["started_at"]), nanos(t["completed_at"])) for t in timing
+        )
+        assert all("dbt.node.unique_id" not in p.attributes for p in phases)
+
+    # Nothing else: invocation + nodes + phases.
+    phase_total = sum(len(r.get("timing") or []) for r in results)
+    assert len(spans) == 1 + len(results) + phase_total
+    assert all(s.parent_span_id in by_id or s is root for s in spans)
+    # Secrets stay home by default.
+    assert not any("db.query.text" in s.attributes or "dbt.vars" in s.attributes for s in spans)
+    return by_uid
