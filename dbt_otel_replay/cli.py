@@ -21,7 +21,8 @@ from .export.config import Protocol, parse_header, resolve_export_config
 from .export.file import STDOUT
 from .plan import DEFAULT_SQL_MAX_CHARS, PlanOptions, TraceContext
 from .propagation import context_from_environment, parse_traceparent, read_carrier
-from .replay import ReplayOptions, ReplayResult, replay, resource_attributes
+from .replay import ReplayOptions, ReplayResult, ResendResult, replay, resource_attributes
+from .replay import resend as resend_spill
 from .summary import Outcome, render_summary, render_tree
 
 PROG = "dbt-otel-replay"
@@ -31,7 +32,7 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.command(
     context_settings=_CONTEXT, epilog="Exit codes: 0 delivered, 1 bad input, 2 usage, 3 export failed."
 )
-@click.argument("target", metavar="TARGET_DIR", type=click.Path(path_type=Path))
+@click.argument("target", metavar="TARGET_DIR", type=click.Path(path_type=Path), required=False)
 @click.option(
     "--manifest",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -103,12 +104,25 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     show_default=True,
     help="With --include-sql, cut each node's SQL after this many characters.",
 )
+@click.option(
+    "--spill",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Where to append spans the collector did not accept, as OTLP/JSON. "
+    "[default: TARGET_DIR/otel-replay-unsent.json]",
+)
+@click.option(
+    "--resend",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Instead of replaying TARGET_DIR, re-send a spill file; what is accepted is removed from it.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No summary; only warnings and errors on stderr.")
 @click.version_option(__version__, "--version", prog_name=PROG)
 @click.pass_context
 def main(
     ctx: click.Context,
-    target: Path,
+    target: Path | None,
     manifest: Path | None,
     endpoint: str | None,
     protocol: str | None,
@@ -122,6 +136,8 @@ def main(
     traceparent_to: Path | None,
     include_sql: bool,
     sql_max_chars: int,
+    spill: Path | None,
+    resend: Path | None,
     quiet: bool,
 ) -> None:
     """Replay the dbt run in TARGET_DIR (run_results.json + manifest.json) as one OpenTelemetry trace.
@@ -133,33 +149,46 @@ def main(
     _configure_logging()
     sending = {"--endpoint": endpoint, "--protocol": protocol, "--header": headers, "--timeout": timeout}
     _check_exclusive(dry_run, output, traceparent, traceparent_from, [k for k, v in sending.items() if v])
+    if (target is None) == (resend is None):
+        raise click.UsageError("give a TARGET_DIR to replay, or --resend FILE (not both)")
+    if resend is not None and (output or dry_run):
+        raise click.UsageError("--resend sends; it cannot be combined with --output or --dry-run")
     try:
-        options = ReplayOptions(
-            export=None
-            if output or dry_run
-            else resolve_export_config(
+        export = None
+        if not (output or dry_run):
+            export = resolve_export_config(
                 endpoint=endpoint,
                 protocol=protocol,
                 headers=[parse_header(h) for h in headers],
                 timeout=timeout,
-            ),
-            plan=PlanOptions(
-                upstream=_upstream(traceparent, traceparent_from),
-                include_sql=include_sql,
-                sql_max_chars=sql_max_chars,
-            ),
-            output=output,
-            dry_run=dry_run,
-            manifest=manifest,
-            traceparent_to=traceparent_to,
-            resource=resource_attributes(service_name),
-        )
-        result = replay(target, options)
+            )
+        if resend is not None:
+            resent = resend_spill(resend, export)
+            _report_resend(resent, quiet=quiet)
+            failure = resent.failure
+        else:
+            assert target is not None
+            options = ReplayOptions(
+                export=export,
+                plan=PlanOptions(
+                    upstream=_upstream(traceparent, traceparent_from),
+                    include_sql=include_sql,
+                    sql_max_chars=sql_max_chars,
+                ),
+                output=output,
+                dry_run=dry_run,
+                manifest=manifest,
+                traceparent_to=traceparent_to,
+                resource=resource_attributes(service_name),
+                spill=spill,
+            )
+            result = replay(target, options)
+            _report(result, dry_run=dry_run, quiet=quiet)
+            failure = result.failure
     except ReplayError as exc:
         _fail(ctx, exc)
-    _report(result, dry_run=dry_run, quiet=quiet)
-    if result.failure is not None:
-        _fail(ctx, result.failure)
+    if failure is not None:
+        _fail(ctx, failure)
     ctx.exit(EXIT_OK)
 
 
@@ -200,6 +229,14 @@ def _report(result: ReplayResult, *, dry_run: bool, quiet: bool) -> None:
         result.destination, None if where is None else ("stdout" if where == STDOUT else str(where))
     )
     click.echo(render_summary(result.plan, outcome), nl=False, err=True)
+
+
+def _report_resend(resent: ResendResult, *, quiet: bool) -> None:
+    if quiet:
+        return
+    delivery = resent.delivery
+    line = f"resent {delivery.accepted} of {delivery.total} spans from {resent.path} to {delivery.endpoint}"
+    click.echo(line + ("; file removed" if delivery.complete else ""), err=True)
 
 
 def _fail(ctx: click.Context, error: ReplayError) -> NoReturn:

@@ -17,13 +17,15 @@ from .artifacts import load_artifacts
 from .errors import ConfigError, ExportError
 from .export.config import ExportConfig, resolve_export_config
 from .export.encode import encode_requests
-from .export.file import STDOUT, write_otlp_json
-from .export.otlp import Delivery, deliver
+from .export.file import STDOUT, append_otlp_json, read_otlp_json, write_otlp_json
+from .export.otlp import Delivery, deliver, span_count
 from .plan import AttributeValue, Plan, PlanOptions, plan_trace
 from .propagation import CARRIER_FILENAME, format_carrier, write_carrier
 
 DEFAULT_SERVICE_NAME = "dbt"
 SERVICE_NAME_KEY = "service.name"
+SPILL_FILENAME = "otel-replay-unsent.json"
+"""The spill file's name in the target directory."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class ReplayOptions:
         traceparent_to: Where to write the carrier file (default TARGET_DIR/traceparent;
             ``Path("-")`` for stdout).
         resource: Resource attributes (see :func:`resource_attributes`).
+        spill: Where spans the collector did not accept are appended as OTLP/JSON
+            (default TARGET_DIR/otel-replay-unsent.json).
     """
 
     export: ExportConfig | None = None
@@ -50,6 +54,7 @@ class ReplayOptions:
     resource: Mapping[str, AttributeValue] = field(
         default_factory=lambda: {SERVICE_NAME_KEY: DEFAULT_SERVICE_NAME}
     )
+    spill: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -62,8 +67,9 @@ class ReplayResult:
         destination: Where the spans went, in words.
         delivery: The collector's acceptance, when sent over OTLP.
         traceparent_path: Where the carrier file was written, if it was.
-        failure: Why delivery failed; the trace context was still handed on, since a
-            later re-send of the same artifacts produces the same span ids.
+        spill_path: Where the spans not delivered were saved, if any were.
+        failure: Why delivery failed; the trace context was still handed on, since the
+            spilled spans, re-sent later, keep their ids.
     """
 
     plan: Plan
@@ -71,6 +77,22 @@ class ReplayResult:
     destination: str
     delivery: Delivery | None = None
     traceparent_path: Path | None = None
+    spill_path: Path | None = None
+    failure: ExportError | None = None
+
+
+@dataclass(frozen=True)
+class ResendResult:
+    """What re-sending a spill file did.
+
+    Attributes:
+        path: The spill file.
+        delivery: What the collector accepted.
+        failure: Why some spans are still not delivered (they stay in the file).
+    """
+
+    path: Path
+    delivery: Delivery
     failure: ExportError | None = None
 
 
@@ -95,8 +117,10 @@ def replay(target: Path, options: ReplayOptions) -> ReplayResult:
     if options.dry_run:
         return ReplayResult(plan, warnings, destination="dry run: nothing sent")
     requests = encode_requests(plan, options.resource)
+    target_dir = artifacts.run_results_path.parent
     delivery: Delivery | None = None
     failure: ExportError | None = None
+    spill: Path | None = None
     try:
         if options.output is not None:
             write_otlp_json(requests, options.output)
@@ -105,16 +129,77 @@ def replay(target: Path, options: ReplayOptions) -> ReplayResult:
         else:
             config = options.export or resolve_export_config()
             delivery = deliver(requests, config)
-            destination = (
-                f"sent to {delivery.endpoint} ({config.protocol.value}) in "
-                f"{delivery.requests} request{'s' if delivery.requests != 1 else ''}"
-            )
+            destination = _describe(delivery, config)
+            if not delivery.complete:
+                spill = options.spill or target_dir / SPILL_FILENAME
+                failure = _spill(delivery, spill)
     except ExportError as exc:
-        failure = exc
-        destination = f"NOT delivered: {exc.sent} of {exc.total} spans accepted"
-    carrier = _carrier_path(artifacts.run_results_path.parent, options.traceparent_to)
+        failure, destination = exc, f"NOT written: {exc}"
+    carrier = _carrier_path(target_dir, options.traceparent_to)
     _hand_on(plan, carrier)
-    return ReplayResult(plan, warnings, destination, delivery, carrier, failure)
+    return ReplayResult(plan, warnings, destination, delivery, carrier, spill, failure)
+
+
+def resend(path: Path, config: ExportConfig | None = None) -> ResendResult:
+    """Re-send a spill file; keep in it only what is still not accepted (delete it when empty).
+
+    Span ids are deterministic, so re-sending spans a collector already has adds
+    no duplicates in content.
+
+    Args:
+        path: A spill file (or any OTLP/JSON lines file, such as --output wrote).
+        config: Where to send; by default resolved from the OTEL_* variables.
+
+    Returns:
+        What was delivered.
+
+    Raises:
+        ArtifactError: If the file is missing or not OTLP/JSON.
+    """
+    requests = read_otlp_json(path)
+    delivery = deliver(requests, config or resolve_export_config())
+    if delivery.complete:
+        path.unlink()
+        return ResendResult(path, delivery)
+    try:
+        write_otlp_json(delivery.unsent, path)
+    except ExportError as exc:
+        return ResendResult(path, delivery, exc)
+    kept = sum(span_count(r) for r in delivery.unsent)
+    return ResendResult(
+        path,
+        delivery,
+        ExportError(
+            f"{delivery.problems[0]}; {kept} spans stay in {path}",
+            sent=delivery.accepted,
+            total=delivery.total,
+        ),
+    )
+
+
+def _describe(delivery: Delivery, config: ExportConfig) -> str:
+    requests = f"{delivery.requests} request{'s' if delivery.requests != 1 else ''}"
+    if delivery.complete:
+        return f"sent to {delivery.endpoint} ({config.protocol.value}) in {requests}"
+    return f"NOT all delivered to {delivery.endpoint}: {delivery.accepted} of {delivery.total} spans accepted"
+
+
+def _spill(delivery: Delivery, spill: Path) -> ExportError:
+    unsent = sum(span_count(r) for r in delivery.unsent)
+    reason = delivery.problems[0] if delivery.problems else "not accepted"
+    try:
+        append_otlp_json(delivery.unsent, spill)
+    except OSError as exc:
+        return ExportError(
+            f"{reason}; and {unsent} spans are LOST: cannot write {spill}: {exc.strerror or exc}",
+            sent=delivery.accepted,
+            total=delivery.total,
+        )
+    return ExportError(
+        f"{reason}; {unsent} spans saved to {spill}: re-send them with `dbt-otel-replay --resend {spill}`",
+        sent=delivery.accepted,
+        total=delivery.total,
+    )
 
 
 def _carrier_path(target_dir: Path, explicit: Path | None) -> Path:

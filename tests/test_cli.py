@@ -135,13 +135,16 @@ def test_missing_target_exits_1(tmp_path: Path) -> None:
     assert "run_results.json: not found" in result.stderr
 
 
-def test_unreachable_collector_exits_3_but_hands_the_context_on(target: Path) -> None:
+def test_unreachable_collector_exits_3_saves_the_spans_and_hands_the_context_on(target: Path) -> None:
     endpoint = f"http://127.0.0.1:{closed_port()}"
     result = run(str(target), "--endpoint", endpoint, "--timeout", "1.2")
     assert result.exit_code == 3
+    spill = target / "otel-replay-unsent.json"
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"dbt-otel-replay: error: {endpoint}/v1/traces: cannot reach the collector")
-    assert "NOT delivered: 0 of" in result.stderr
+    assert last.endswith(f"94 spans saved to {spill}: re-send them with `dbt-otel-replay --resend {spill}`")
+    assert f"NOT all delivered to {endpoint}/v1/traces: 0 of 94 spans accepted" in result.stderr
+    assert len(from_otlp_json_lines(spill.read_text())) == 94
     assert (target / "traceparent").read_text().startswith("TRACEPARENT=00-")
 
 

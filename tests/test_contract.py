@@ -16,7 +16,8 @@ from dbt_otel_replay.cli import main
 from tests.support.contract import check_contract, from_otlp_json_lines, load_pair
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURE_RUNS = sorted(p for p in (REPO / "fixtures" / "artifacts").iterdir() if p.is_dir())
+FIXTURE_ROOT = REPO / "fixtures" / "artifacts"
+FIXTURE_RUNS = sorted(p.parent for p in FIXTURE_ROOT.rglob("run_results.json"))
 CORPUS = REPO.parent / "shared" / "corpus"
 CORPUS_PAIRS = (
     sorted(p for p in CORPUS.iterdir() if (p / "run_results.json").exists()) if CORPUS.is_dir() else []
@@ -32,7 +33,7 @@ def _replay_to_file(target: Path, tmp_path: Path) -> str:
     return out.read_text()
 
 
-@pytest.mark.parametrize("target", FIXTURE_RUNS, ids=lambda p: f"fixture-{p.name}")
+@pytest.mark.parametrize("target", FIXTURE_RUNS, ids=lambda p: f"fixture-{p.relative_to(FIXTURE_ROOT)}")
 def test_fixture_runs_follow_the_contract(target: Path, tmp_path: Path) -> None:
     run_results, manifest = load_pair(target)
     spans = from_otlp_json_lines(_replay_to_file(target, tmp_path))

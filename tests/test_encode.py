@@ -6,7 +6,12 @@ import json
 from pathlib import Path
 
 from dbt_otel_replay.artifacts import load_artifacts
-from dbt_otel_replay.export.encode import MAX_REQUEST_BYTES, encode_requests, to_otlp_json
+from dbt_otel_replay.export.encode import (
+    MAX_REQUEST_BYTES,
+    MAX_SPANS_PER_REQUEST,
+    encode_requests,
+    to_otlp_json,
+)
 from dbt_otel_replay.export.file import otlp_json_lines
 from dbt_otel_replay.plan import PlanOptions, TraceContext, plan_trace
 from tests.support.contract import from_otlp_json_lines, from_proto
@@ -58,3 +63,11 @@ def test_otlp_json_matches_the_protobuf_content() -> None:
     assert len(span["traceId"]) == 32 and len(span["spanId"]) == 16 and len(span["parentSpanId"]) == 16
     assert span["kind"] == 1
     json.dumps(document)  # serialisable
+
+
+def test_requests_hold_at_most_the_span_cap() -> None:
+    plan = plan_trace(load_artifacts(FIXTURES / "build"))
+    requests = encode_requests(plan, RESOURCE, max_spans_per_request=10)
+    counts = [len(r.resource_spans[0].scope_spans[0].spans) for r in requests]
+    assert counts == [10] * 9 + [len(plan.spans) - 90]
+    assert MAX_SPANS_PER_REQUEST == 8192

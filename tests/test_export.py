@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import grpc
 import pytest
 
 from dbt_otel_replay.artifacts import load_artifacts
-from dbt_otel_replay.errors import ExportError
 from dbt_otel_replay.export.config import resolve_export_config
 from dbt_otel_replay.export.encode import encode_requests
 from dbt_otel_replay.export.otlp import deliver
@@ -37,7 +37,7 @@ def test_every_protocol_delivers_the_whole_contract(
         environ={"OTEL_EXPORTER_OTLP_COMPRESSION": compression},
     )
     delivery = deliver(encode_requests(PLAN, {"service.name": "dbt"}), config)
-    assert delivery.spans == TOTAL and delivery.requests == 1
+    assert delivery.complete and delivery.accepted == delivery.total == TOTAL and delivery.requests == 1
     spans = [from_proto(r.span, r.resource_attributes) for r in otlp_receiver.spans()]
     check_contract(*load_pair(FIXTURES / "build"), spans)
     assert otlp_receiver.headers[0]["authorization"] == "Bearer t0ken"
@@ -65,7 +65,7 @@ def test_transient_failures_are_retried(otlp_receiver: OtlpReceiver, protocol: s
     )
     waits: list[float] = []
     delivery = deliver(encode_requests(PLAN, {"service.name": "dbt"}), config, sleep=waits.append)
-    assert delivery.spans == TOTAL
+    assert delivery.complete and delivery.accepted == TOTAL
     assert waits == [0.5, 1.0]  # exponential backoff
     assert len(otlp_receiver.attempts) == 3 and otlp_receiver.span_count() == TOTAL
 
@@ -89,11 +89,13 @@ def test_permanent_refusals_are_not_retried(
     config = resolve_export_config(
         endpoint=endpoint_for(otlp_receiver, protocol), protocol=protocol, environ={}
     )
-    with pytest.raises(ExportError) as caught:
-        deliver(encode_requests(PLAN, {"service.name": "dbt"}), config, sleep=lambda _: None)
-    assert caught.value.sent == 0 and caught.value.total == TOTAL
+    requests = encode_requests(PLAN, {"service.name": "dbt"}, max_request_bytes=8 * 1024)
+    delivery = deliver(requests, config, sleep=lambda _: None)
+    assert delivery.accepted == 0 and delivery.total == TOTAL
+    assert delivery.unsent == tuple(requests), "the refused request and every one after it come back"
     assert len(otlp_receiver.attempts) == 1
-    assert ("INVALID_ARGUMENT" if protocol == "grpc" else "HTTP 400") in str(caught.value)
+    (problem,) = delivery.problems
+    assert ("INVALID_ARGUMENT: bad spans" if protocol == "grpc" else "HTTP 400: bad spans") in problem
 
 
 def test_giving_up_at_the_deadline(otlp_receiver: OtlpReceiver) -> None:
@@ -101,8 +103,11 @@ def test_giving_up_at_the_deadline(otlp_receiver: OtlpReceiver) -> None:
     config = resolve_export_config(
         endpoint=otlp_receiver.grpc_endpoint, protocol="grpc", timeout=1.0, environ={}
     )
-    with pytest.raises(ExportError, match=r"gave up after \d+ attempts in 1 s"):
-        deliver(encode_requests(PLAN, {"service.name": "dbt"}), config)
+    delivery = deliver(encode_requests(PLAN, {"service.name": "dbt"}), config)
+    assert not delivery.complete and delivery.accepted == 0
+    assert re.search(
+        r"UNAVAILABLE: injected failure \(gave up after \d+ attempts in 1 s", delivery.problems[0]
+    )
     assert otlp_receiver.span_count() == 0
 
 
@@ -114,9 +119,12 @@ def test_partial_success_is_a_failure_in_the_collectors_words(
     config = resolve_export_config(
         endpoint=endpoint_for(otlp_receiver, protocol), protocol=protocol, environ={}
     )
-    with pytest.raises(ExportError, match=r"rejected 3 of \d+ spans in request 1: span too old") as caught:
-        deliver(encode_requests(PLAN, {"service.name": "dbt"}), config)
-    assert caught.value.sent == TOTAL - 3
+    requests = encode_requests(PLAN, {"service.name": "dbt"}, max_request_bytes=8 * 1024)
+    delivery = deliver(requests, config)
+    assert delivery.accepted == TOTAL - 3 * len(requests)
+    assert delivery.unsent == tuple(requests), "every partly rejected request is kept for a re-send"
+    assert re.search(r"rejected 3 of \d+ spans in request 1: span too old", delivery.problems[0])
+    assert len(delivery.problems) == len(requests)
 
 
 def test_partial_success_with_only_a_message_is_a_warning(
@@ -124,5 +132,5 @@ def test_partial_success_with_only_a_message_is_a_warning(
 ) -> None:
     otlp_receiver.partial_success(rejected=0, message="attribute truncated")
     config = resolve_export_config(endpoint=otlp_receiver.grpc_endpoint, protocol="grpc", environ={})
-    assert deliver(encode_requests(PLAN, {"service.name": "dbt"}), config).spans == TOTAL
+    assert deliver(encode_requests(PLAN, {"service.name": "dbt"}), config).complete
     assert "attribute truncated" in caplog.text

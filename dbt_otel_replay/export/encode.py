@@ -28,13 +28,16 @@ from ..plan import AttributeValue, Plan, PlannedSpan
 SCOPE_NAME = "dbt-otel-replay"
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 """The OpenTelemetry Collector's default limit for one received message (gRPC)."""
-REQUEST_HEADROOM_BYTES = 64 * 1024
-"""Room left under the limit for the request envelope and length prefixes."""
+MAX_SPANS_PER_REQUEST = 8192
+"""At most this many spans per request: the OpenTelemetry Collector's default batch size.
+Some collectors (rotel, for one) drop a request they would have to split into several batches."""
+REQUEST_HEADROOM_BYTES = 1024
+"""Room left under the limit for the request's envelope (tags and length prefixes)."""
 
 _FLAG_SAMPLED = 0x01
 _FLAG_HAS_IS_REMOTE = 0x100
 _FLAG_IS_REMOTE = 0x200
-_ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
+ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
 
 
 def encode_requests(
@@ -42,6 +45,7 @@ def encode_requests(
     resource: Mapping[str, AttributeValue],
     *,
     max_request_bytes: int = MAX_REQUEST_BYTES,
+    max_spans_per_request: int = MAX_SPANS_PER_REQUEST,
 ) -> list[ExportTraceServiceRequest]:
     """Encode every span of a plan into export requests of bounded size.
 
@@ -49,6 +53,7 @@ def encode_requests(
         plan: The spans to encode.
         resource: The resource attributes (service.name and the like).
         max_request_bytes: The largest serialised request to produce.
+        max_spans_per_request: The most spans to put in one request.
 
     Returns:
         The requests, in plan order (parents before children); together they
@@ -57,9 +62,10 @@ def encode_requests(
     resource_message = Resource(attributes=encode_attributes(resource))
     scope = InstrumentationScope(name=SCOPE_NAME, version=__version__)
     remote_parent = plan.invocation.parent_span_id
-    budget = max_request_bytes - REQUEST_HEADROOM_BYTES - resource_message.ByteSize()
+    budget = max_request_bytes - REQUEST_HEADROOM_BYTES - resource_message.ByteSize() - scope.ByteSize()
     requests: list[ExportTraceServiceRequest] = []
-    for chunk in _chunks((encode_span(plan, s, remote_parent) for s in plan.spans), budget):
+    spans = (encode_span(plan, s, remote_parent) for s in plan.spans)
+    for chunk in _chunks(spans, budget, max_spans_per_request):
         requests.append(
             ExportTraceServiceRequest(
                 resource_spans=[
@@ -73,12 +79,12 @@ def encode_requests(
     return requests
 
 
-def _chunks(spans: Iterator[Span], budget: int) -> Iterator[list[Span]]:
+def _chunks(spans: Iterator[Span], budget: int, max_spans: int) -> Iterator[list[Span]]:
     chunk: list[Span] = []
     size = 0
     for span in spans:
         span_size = span.ByteSize() + 8  # field tag and length prefix
-        if chunk and size + span_size > budget:
+        if chunk and (size + span_size > budget or len(chunk) >= max_spans):
             yield chunk
             chunk, size = [], 0
         chunk.append(span)
@@ -173,7 +179,7 @@ def to_otlp_json(request: ExportTraceServiceRequest) -> dict[str, Any]:
 def _hex_ids(node: Any) -> None:
     if isinstance(node, dict):
         for key, value in node.items():
-            if key in _ID_FIELDS and isinstance(value, str):
+            if key in ID_FIELDS and isinstance(value, str):
                 node[key] = _base64_to_hex(value)
             else:
                 _hex_ids(value)

@@ -1,21 +1,26 @@
-"""Write a trace as OTLP/JSON lines: the format of the OpenTelemetry Collector's file exporter.
+"""OTLP/JSON lines files: the trace written with --output, and the spill file of spans not delivered.
 
-Each line is one ``ExportTraceServiceRequest`` in OTLP/JSON, so the file can
-be read back by the collector's otlpjsonfile receiver, by ``jq``, or by the tests.
+Each line is one ``ExportTraceServiceRequest`` in OTLP/JSON (the format of the
+OpenTelemetry Collector's file exporter), so a file can be read back by the
+collector's otlpjsonfile receiver, by ``jq``, or by ``dbt-otel-replay --resend``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from google.protobuf.json_format import ParseDict, ParseError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from .._files import write_text_atomically
-from ..errors import ExportError
-from .encode import to_otlp_json
+from ..errors import ArtifactError, ExportError
+from .encode import ID_FIELDS, to_otlp_json
 
 STDOUT = Path("-")
 """The path that means standard output."""
@@ -52,3 +57,66 @@ def write_otlp_json(requests: Sequence[ExportTraceServiceRequest], path: Path) -
         write_text_atomically(path, text)
     except OSError as exc:
         raise ExportError(f"{path}: cannot write the trace: {exc.strerror or exc}") from None
+
+
+def append_otlp_json(requests: Sequence[ExportTraceServiceRequest], path: Path) -> None:
+    """Append requests to an OTLP/JSON lines file and flush them to disk (for the spill file).
+
+    Appending lets one spill file collect the spans of several failed runs.
+
+    Args:
+        requests: The encoded requests.
+        path: The file; created with its directory when missing.
+
+    Raises:
+        OSError: If the file cannot be written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(otlp_json_lines(requests))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_otlp_json(path: Path) -> list[ExportTraceServiceRequest]:
+    """Read an OTLP/JSON lines file back into export requests.
+
+    Args:
+        path: A file written by --output or a spill file.
+
+    Returns:
+        One request per non-empty line.
+
+    Raises:
+        ArtifactError: If the file is missing or a line is not an OTLP/JSON trace request.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(path, f"cannot be read: {exc}") from None
+    requests = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            document = json.loads(line)
+            if not isinstance(document, dict) or "resourceSpans" not in document:
+                raise ValueError("no resourceSpans")
+            requests.append(ParseDict(_ids_to_base64(document), ExportTraceServiceRequest()))
+        except (ValueError, ParseError, RecursionError) as exc:
+            raise ArtifactError(path, f"line {number} is not an OTLP/JSON trace request ({exc})") from None
+    return requests
+
+
+def _ids_to_base64(node: Any) -> Any:
+    """OTLP/JSON writes ids in hex; protobuf's JSON mapping reads bytes as base64."""
+    if isinstance(node, dict):
+        return {
+            key: base64.b64encode(bytes.fromhex(value)).decode()
+            if key in ID_FIELDS and isinstance(value, str)
+            else _ids_to_base64(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_ids_to_base64(item) for item in node]
+    return node

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol as TypingProtocol
 from urllib.parse import urlsplit
 
@@ -28,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
-from ..errors import ExportError
+from ..errors import ConfigError
 from .config import ExportConfig, Protocol
 from .encode import to_otlp_json
 
@@ -81,11 +82,29 @@ class Transport(TypingProtocol):
 
 @dataclass(frozen=True)
 class Delivery:
-    """What reached the receiver."""
+    """What reached the receiver, and what did not.
+
+    Attributes:
+        endpoint: Where the requests went (without credentials).
+        total: How many spans there were to send.
+        accepted: How many spans the receiver accepted.
+        requests: How many requests were accepted in full.
+        unsent: The requests not accepted in full (failed, skipped after a failure,
+            or partly rejected), to be saved and re-sent.
+        problems: Why, one line per problem, in the receiver's words where it gave any.
+    """
 
     endpoint: str
-    spans: int
+    total: int
+    accepted: int
     requests: int
+    unsent: tuple[ExportTraceServiceRequest, ...] = ()
+    problems: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Whether every span was accepted."""
+        return not self.unsent
 
 
 def deliver(
@@ -96,7 +115,13 @@ def deliver(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> Delivery:
-    """Send every request and check every answer.
+    """Send every request and check every answer; never drop a span silently.
+
+    A request that fails until its deadline, or is refused, ends the delivery:
+    it and every request after it are returned as unsent (the collector is
+    down or refusing, so trying the rest would only wait longer). A request
+    the collector accepts only in part is returned as unsent too, and the
+    delivery goes on.
 
     Args:
         requests_: The encoded requests.
@@ -106,38 +131,49 @@ def deliver(
         clock: A monotonic clock for deadlines (replaceable in tests).
 
     Returns:
-        How many spans and requests were accepted.
-
-    Raises:
-        ExportError: If a request was refused, failed until its deadline, or was
-            only partly accepted; it says how many spans were accepted before.
+        What was accepted and what was not.
     """
-    total = sum(_span_count(r) for r in requests_)
     sender = transport or open_transport(config)
-    sent = 0
+    endpoint = config.display_endpoint
+    accepted = complete_requests = 0
+    unsent: list[ExportTraceServiceRequest] = []
+    problems: list[str] = []
     try:
         for index, request in enumerate(requests_):
-            response = _send_with_retry(sender, request, config, sleep, clock)
-            rejected = response.partial_success.rejected_spans
+            try:
+                response = _send_with_retry(sender, request, config, sleep, clock)
+            except (RetryableError, PermanentError) as exc:
+                problems.append(f"{endpoint}: {exc}")
+                unsent.extend(requests_[index:])
+                break
+            count = span_count(request)
+            rejected = min(response.partial_success.rejected_spans, count)
             message = response.partial_success.error_message
+            accepted += count - rejected
             if rejected:
-                raise ExportError(
-                    f"{config.display_endpoint}: the collector rejected {rejected} of "
-                    f"{_span_count(request)} spans in request {index + 1}: {message or 'no reason given'}",
-                    sent=sent + _span_count(request) - rejected,
-                    total=total,
+                problems.append(
+                    f"{endpoint}: the collector rejected {rejected} of {count} spans in request "
+                    f"{index + 1}: {message or 'no reason given'}"
                 )
+                unsent.append(request)
+                continue
             if message:
-                logger.warning("%s: the collector says: %s", config.display_endpoint, message)
-            sent += _span_count(request)
-    except (RetryableError, PermanentError) as exc:
-        raise ExportError(f"{config.display_endpoint}: {exc}", sent=sent, total=total) from None
+                logger.warning("%s: the collector says: %s", endpoint, message)
+            complete_requests += 1
     finally:
         sender.close()
-    return Delivery(endpoint=config.display_endpoint, spans=sent, requests=len(requests_))
+    return Delivery(
+        endpoint=endpoint,
+        total=sum(span_count(r) for r in requests_),
+        accepted=accepted,
+        requests=complete_requests,
+        unsent=tuple(unsent),
+        problems=tuple(problems),
+    )
 
 
-def _span_count(request: ExportTraceServiceRequest) -> int:
+def span_count(request: ExportTraceServiceRequest) -> int:
+    """How many spans a request holds."""
     return sum(len(s.spans) for rs in request.resource_spans for s in rs.scope_spans)
 
 
@@ -195,6 +231,7 @@ class GrpcTransport:
         self._stub = TraceServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._metadata = config.headers
         self._compression = grpc.Compression.Gzip if config.compression == "gzip" else None
+        self._config = config
 
     def send(self, request: ExportTraceServiceRequest, timeout: float) -> ExportTraceServiceResponse:
         """Call Export and translate a failure into a retryable or permanent error."""
@@ -207,7 +244,7 @@ class GrpcTransport:
             reason = f"gRPC {code.name}: {details}".rstrip(": ")
             if code in RETRYABLE_GRPC_CODES and not _is_tls_failure(details):
                 raise RetryableError(reason) from None
-            raise PermanentError(_tls_hint(reason)) from None
+            raise PermanentError(_tls_hint(reason, self._config)) from None
         return response
 
     def close(self) -> None:
@@ -216,13 +253,26 @@ class GrpcTransport:
 
 
 def _grpc_credentials(config: ExportConfig) -> grpc.ChannelCredentials:
-    try:
-        root = config.certificate.read_bytes() if config.certificate else None
-        key = config.client_key.read_bytes() if config.client_key else None
-        chain = config.client_certificate.read_bytes() if config.client_certificate else None
-    except OSError as exc:
-        raise PermanentError(f"cannot read a TLS file: {exc}") from None
+    root, key, chain = _read_tls_files(config)
     return grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=chain)
+
+
+def _read_tls_files(config: ExportConfig) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """The CA bundle, client key and client certificate chain; ConfigError naming any unreadable one."""
+    return (
+        _read_tls_file(config.certificate, "OTEL_EXPORTER_OTLP_CERTIFICATE"),
+        _read_tls_file(config.client_key, "OTEL_EXPORTER_OTLP_CLIENT_KEY"),
+        _read_tls_file(config.client_certificate, "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+    )
+
+
+def _read_tls_file(path: Path | None, setting: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{setting}: cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _is_tls_failure(details: str) -> bool:
@@ -230,10 +280,19 @@ def _is_tls_failure(details: str) -> bool:
     return any(word in lowered for word in _TLS_WORDS)
 
 
-def _tls_hint(reason: str) -> str:
-    if _is_tls_failure(reason):
-        return f"{reason} (TLS failed: set OTEL_EXPORTER_OTLP_CERTIFICATE to the collector's CA bundle)"
-    return reason
+def _tls_hint(reason: str, config: ExportConfig) -> str:
+    if not _is_tls_failure(reason):
+        return reason
+    if "verify" in reason.lower():  # we did not trust the collector's certificate
+        if config.certificate is None:
+            return f"{reason} (TLS failed: set OTEL_EXPORTER_OTLP_CERTIFICATE to the collector's CA bundle)"
+        return f"{reason} (TLS failed: no CA in {config.certificate} signed the collector's certificate)"
+    if config.client_certificate is None:
+        return (
+            f"{reason} (TLS failed: if the collector requires a client certificate, set "
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY)"
+        )
+    return f"{reason} (TLS failed)"
 
 
 class HttpTransport:
@@ -241,6 +300,7 @@ class HttpTransport:
 
     def __init__(self, config: ExportConfig) -> None:
         """Prepare a session for ``config.endpoint``."""
+        _read_tls_files(config)  # a missing or unreadable file is a ConfigError now, not at the first POST
         self._config = config
         self._session = requests.Session()
         self._json = config.protocol is Protocol.HTTP_JSON
@@ -248,7 +308,8 @@ class HttpTransport:
         self._session.headers["Content-Type"] = "application/json" if self._json else "application/x-protobuf"
         if config.compression == "gzip":
             self._session.headers["Content-Encoding"] = "gzip"
-        self._session.verify = str(config.certificate) if config.certificate else True
+        # Passed to each post(): requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override Session.verify.
+        self._verify: str | bool = str(config.certificate) if config.certificate else True
         if config.client_certificate and config.client_key:
             self._session.cert = (str(config.client_certificate), str(config.client_key))
 
@@ -258,9 +319,13 @@ class HttpTransport:
         if self._config.compression == "gzip":
             body = gzip.compress(body)
         try:
-            answer = self._session.post(self._config.endpoint, data=body, timeout=timeout)
+            answer = self._session.post(
+                self._config.endpoint, data=body, timeout=timeout, verify=self._verify
+            )
         except requests.exceptions.SSLError as exc:
-            raise PermanentError(_tls_hint(f"TLS handshake failed: {_root_cause(exc)}")) from None
+            raise PermanentError(
+                _tls_hint(f"TLS handshake failed: {_root_cause(exc)}", self._config)
+            ) from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             raise RetryableError(f"cannot reach the collector: {_root_cause(exc)}") from None
         except requests.exceptions.RequestException as exc:

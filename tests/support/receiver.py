@@ -10,6 +10,11 @@ Every accepted ``ExportTraceServiceRequest`` is stored together with the
 request headers/metadata.  Faults can be injected (``fail_next``,
 ``partial_success``, ``set_response_delay``) so that retry and error paths of
 exporters can be exercised against real network I/O.
+
+Both servers speak plaintext by default.  ``OtlpReceiver(tls=ServerTls(cert, key))``
+makes both speak TLS instead (endpoints then start with ``https://``); with
+``ServerTls(..., client_ca=ca)`` clients must also present a certificate that
+``ca`` signed (mutual TLS).  ``tests/support/tls.py`` makes throwaway certificates.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import socket
+import ssl
 import threading
 import time
 import zlib
@@ -24,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -39,12 +47,15 @@ __all__ = [
     "Attempt",
     "OtlpReceiver",
     "ReceivedSpan",
+    "ServerTls",
     "any_value_to_python",
     "attributes_to_dict",
 ]
 
 LOOPBACK = "127.0.0.1"
 TRACES_PATH = "/v1/traces"
+HANDSHAKE_TIMEOUT_SECONDS = 10.0
+"""How long the TLS HTTP server waits for a client to finish its handshake."""
 
 
 class LoopbackEndpoints:
@@ -52,21 +63,55 @@ class LoopbackEndpoints:
 
     grpc_port: int
     http_port: int
+    scheme: str = "http"
+    """``https`` when the server speaks TLS."""
 
     @property
     def grpc_endpoint(self) -> str:
-        """``http://127.0.0.1:PORT`` for OTLP/gRPC exporters."""
-        return f"http://{LOOPBACK}:{self.grpc_port}"
+        """``http://127.0.0.1:PORT`` (``https://`` with TLS) for OTLP/gRPC exporters."""
+        return f"{self.scheme}://{LOOPBACK}:{self.grpc_port}"
 
     @property
     def http_base_endpoint(self) -> str:
-        """``http://127.0.0.1:PORT`` (no signal path) for OTLP/HTTP exporters."""
-        return f"http://{LOOPBACK}:{self.http_port}"
+        """``http://127.0.0.1:PORT`` (``https://`` with TLS, no signal path) for OTLP/HTTP exporters."""
+        return f"{self.scheme}://{LOOPBACK}:{self.http_port}"
 
     @property
     def http_endpoint(self) -> str:
-        """``http://127.0.0.1:PORT/v1/traces`` for OTLP/HTTP trace exporters."""
+        """``http://127.0.0.1:PORT/v1/traces`` (``https://`` with TLS) for OTLP/HTTP trace exporters."""
         return f"{self.http_base_endpoint}{TRACES_PATH}"
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """TLS settings for both of the receiver's servers (PEM files).
+
+    Attributes:
+        cert: The server's certificate chain.
+        key: The server's private key.
+        client_ca: If set, clients must present a certificate signed by this CA (mutual TLS).
+    """
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def grpc_credentials(self) -> grpc.ServerCredentials:
+        """Credentials for ``grpc.Server.add_secure_port``."""
+        return grpc.ssl_server_credentials(
+            [(self.key.read_bytes(), self.cert.read_bytes())],
+            root_certificates=self.client_ca.read_bytes() if self.client_ca else None,
+            require_client_auth=self.client_ca is not None,
+        )
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A server-side ``ssl.SSLContext`` for the HTTP server."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert, self.key)
+        if self.client_ca is not None:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(cafile=self.client_ca)
+        return context
 
 
 PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
@@ -238,6 +283,30 @@ class _ReceiverHttpServer(ThreadingHTTPServer):
     receiver: OtlpReceiver
 
 
+class _TlsReceiverHttpServer(_ReceiverHttpServer):
+    """The HTTP server speaking TLS: each connection's handshake runs in that connection's thread.
+
+    (Wrapping the listening socket instead would run handshakes inside ``accept``
+    on the serving thread, where one silent client could stall every other one.)
+    """
+
+    ssl_context: ssl.SSLContext
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Do the TLS handshake, then serve the connection; drop clients that fail the handshake."""
+        plain: socket.socket = request
+        plain.settimeout(HANDSHAKE_TIMEOUT_SECONDS)
+        try:
+            connection = self.ssl_context.wrap_socket(plain, server_side=True)
+        except OSError:  # ssl.SSLError, a reset or a timeout: the client did not speak our TLS
+            return
+        try:
+            connection.settimeout(None)
+            super().finish_request(connection, client_address)
+        finally:
+            connection.close()
+
+
 class _TracesHandler(BaseHTTPRequestHandler):
     """``POST /v1/traces`` handler speaking OTLP/HTTP protobuf."""
 
@@ -388,10 +457,21 @@ class OtlpReceiver(LoopbackEndpoints):
             exporter = OTLPSpanExporter(endpoint=receiver.grpc_endpoint, insecure=True)
             ...
             receiver.wait_for_spans(3)
+
+    With ``tls=ServerTls(cert, key)`` both servers speak only TLS and the
+    endpoints start with ``https://``.
     """
 
-    def __init__(self, grpc_workers: int = 8) -> None:
+    def __init__(
+        self, grpc_workers: int = 8, *, tls: ServerTls | None = None, max_receive_bytes: int | None = None
+    ) -> None:
+        """``max_receive_bytes``: the gRPC server's message limit (None: gRPC's default, 4 MiB)."""
         self._grpc_workers = grpc_workers
+        self._grpc_options = (
+            [] if max_receive_bytes is None else [("grpc.max_receive_message_length", max_receive_bytes)]
+        )
+        self.tls = tls
+        self.scheme = "http" if tls is None else "https"
         self._lock = threading.Lock()
         self._requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
         self._headers: list[dict[str, str]] = []
@@ -436,20 +516,32 @@ class OtlpReceiver(LoopbackEndpoints):
             self._http_thread = None
 
     def _start_grpc(self) -> None:
-        """Create the gRPC server on ``127.0.0.1:0`` and remember its port."""
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._grpc_workers))
+        """Create the gRPC server (TLS if configured) on ``127.0.0.1:0`` and remember its port."""
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=self._grpc_workers), options=self._grpc_options
+        )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
             _TraceServicer(self), server
         )
-        self.grpc_port = server.add_insecure_port(f"{LOOPBACK}:0")
+        address = f"{LOOPBACK}:0"
+        if self.tls is None:
+            self.grpc_port = server.add_insecure_port(address)
+        else:
+            self.grpc_port = server.add_secure_port(address, self.tls.grpc_credentials())
         if self.grpc_port == 0:
             raise RuntimeError("could not bind the OTLP gRPC receiver to a loopback port")
         server.start()
         self._grpc_server = server
 
     def _start_http(self) -> None:
-        """Create the HTTP server on ``127.0.0.1:0`` and serve it in a thread."""
-        httpd = _ReceiverHttpServer((LOOPBACK, 0), _TracesHandler)
+        """Create the HTTP server (TLS if configured) on ``127.0.0.1:0`` and serve it in a thread."""
+        httpd: _ReceiverHttpServer
+        if self.tls is None:
+            httpd = _ReceiverHttpServer((LOOPBACK, 0), _TracesHandler)
+        else:
+            tls_httpd = _TlsReceiverHttpServer((LOOPBACK, 0), _TracesHandler)
+            tls_httpd.ssl_context = self.tls.ssl_context()
+            httpd = tls_httpd
         httpd.receiver = self
         self.http_port = int(httpd.server_address[1])
         thread = threading.Thread(
