@@ -28,6 +28,7 @@ NEWEST_KNOWN_MANIFEST_VERSION = 12
 
 _SCHEMA_VERSION = re.compile(r"/dbt/([a-z-]+)/v(\d+)\.json")
 _GIT_LFS_POINTER = b"version https://git-lfs"
+_PEEK_BYTES = 4096
 
 
 def _timestamp(value: object) -> int:
@@ -91,6 +92,23 @@ class AdapterResponse(_Model):
     bytes_processed: LooseInt = None
 
 
+def _windows(value: object) -> object:
+    """Batch windows as [start, end] pairs of text, whatever types the artifact used."""
+    if not isinstance(value, list):
+        return []
+    return [[str(part) for part in window] for window in value if isinstance(window, (list, tuple))]
+
+
+Windows = Annotated[list[list[str]], BeforeValidator(_windows)]
+
+
+class BatchResults(_Model):
+    """The data windows a microbatch model processed (data time, not wall-clock time)."""
+
+    successful: Windows = Field(default_factory=list)
+    failed: Windows = Field(default_factory=list)
+
+
 class NodeResult(_Model):
     """One entry of run_results.json ``results``: a node dbt ran, tested or skipped."""
 
@@ -106,6 +124,7 @@ class NodeResult(_Model):
         default=None, validation_alias=AliasChoices("compiled_code", "compiled_sql")
     )
     relation_name: str | None = None
+    batch_results: BatchResults | None = None
 
     @property
     def started_at(self) -> int | None:
@@ -165,11 +184,14 @@ class NodeConfig(_Model):
 
 
 class ManifestNode(_Model):
-    """A manifest entry (model, seed, snapshot, test, unit test, ...)."""
+    """A manifest entry (model, seed, snapshot, test, unit test, macro, exposure, ...).
 
-    unique_id: str
-    resource_type: str
-    name: str
+    Every field is optional, so an odd entry in a section the replay only looks
+    things up in cannot make the whole manifest unreadable.
+    """
+
+    resource_type: str | None = None
+    name: str | None = None
     package_name: str | None = None
     original_file_path: str | None = None
     tags: StringList = Field(default_factory=list)
@@ -192,11 +214,33 @@ class ManifestMetadata(_Model):
 
 
 class Manifest(_Model):
-    """The parts of manifest.json the replay uses: the graph and the node descriptions."""
+    """The parts of manifest.json the replay uses: the graph and the node descriptions.
+
+    Besides ``nodes``, results can name unit tests (dbt test/build), macros
+    (dbt run-operation), exposures, saved queries and semantic models (no-op results).
+    """
 
     metadata: ManifestMetadata
     nodes: dict[str, ManifestNode] = Field(default_factory=dict)
     unit_tests: dict[str, ManifestNode] = Field(default_factory=dict)
+    macros: dict[str, ManifestNode] = Field(default_factory=dict)
+    exposures: dict[str, ManifestNode] = Field(default_factory=dict)
+    saved_queries: dict[str, ManifestNode] = Field(default_factory=dict)
+    semantic_models: dict[str, ManifestNode] = Field(default_factory=dict)
+    sources: dict[str, ManifestNode] = Field(default_factory=dict)
+
+    @property
+    def sections(self) -> tuple[dict[str, ManifestNode], ...]:
+        """Every section a result's unique_id can live in, nodes first."""
+        return (
+            self.nodes,
+            self.unit_tests,
+            self.macros,
+            self.exposures,
+            self.saved_queries,
+            self.semantic_models,
+            self.sources,
+        )
 
     def node(self, unique_id: str) -> ManifestNode | None:
         """Look a result's node up wherever the manifest keeps it.
@@ -207,7 +251,11 @@ class Manifest(_Model):
         Returns:
             The node, or None when the manifest does not describe it.
         """
-        return self.nodes.get(unique_id) or self.unit_tests.get(unique_id)
+        for section in self.sections:
+            found = section.get(unique_id)
+            if found is not None:
+                return found
+        return None
 
 
 @dataclass(frozen=True)
@@ -298,16 +346,11 @@ def load_manifest(path: Path, warnings: list[str] | None = None) -> Manifest:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    _check_looks_like_json(path)
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ArtifactError(path, "not found (is this the target/ directory of a dbt run?)") from None
-    except IsADirectoryError:
-        raise ArtifactError(path, "is a directory, not a dbt artifact") from None
     except OSError as exc:
         raise ArtifactError(path, f"cannot be read: {exc.strerror or exc}") from None
-    if raw.startswith(_GIT_LFS_POINTER):
-        raise ArtifactError(path, "is a Git LFS pointer, not the artifact; run `git lfs pull` first")
     if not raw.strip():
         raise ArtifactError(path, "is empty")
     try:
@@ -316,6 +359,8 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise ArtifactError(path, "is not JSON text (not UTF-8)") from None
     try:
         document = json.loads(text)
+    except RecursionError:
+        raise ArtifactError(path, "is not a dbt artifact (JSON nested too deeply)") from None
     except json.JSONDecodeError as exc:
         truncated = exc.pos >= len(text.rstrip())
         hint = "it ends early: was dbt interrupted while writing it?" if truncated else exc.msg
@@ -327,6 +372,24 @@ def _read_json(path: Path) -> dict[str, Any]:
             path, f"is JSON but not a dbt artifact (top level is a {type(document).__name__})"
         )
     return document
+
+
+def _check_looks_like_json(path: Path) -> None:
+    """Refuse a file that cannot be a JSON object before reading it whole (it may be huge)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_PEEK_BYTES)
+    except FileNotFoundError:
+        raise ArtifactError(path, "not found (is this the target/ directory of a dbt run?)") from None
+    except IsADirectoryError:
+        raise ArtifactError(path, "is a directory, not a dbt artifact") from None
+    except OSError as exc:
+        raise ArtifactError(path, f"cannot be read: {exc.strerror or exc}") from None
+    if head.startswith(_GIT_LFS_POINTER):
+        raise ArtifactError(path, "is a Git LFS pointer, not the artifact; run `git lfs pull` first")
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text and not text.startswith(b"{"):
+        raise ArtifactError(path, "is not a dbt artifact (a JSON object must start with '{')")
 
 
 def _check_kind(

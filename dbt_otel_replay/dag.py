@@ -70,7 +70,8 @@ def build_dag(manifest: Manifest | None) -> Dag:
         return Dag()
     parents = {
         unique_id: tuple(node.depends_on.nodes)
-        for section in (manifest.nodes, manifest.unit_tests)
+        for section in manifest.sections
         for unique_id, node in section.items()
+        if node.depends_on.nodes
     }
     return Dag(parents)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 
-from .artifacts import Artifacts, ManifestNode, NodeResult, RunResults
+from .artifacts import Artifacts, BatchResults, ManifestNode, NodeResult, RunResults
 from .dag import Dag, build_dag
 from .timestamps import NANOS_PER_SECOND
 
@@ -23,8 +23,8 @@ Attributes = Mapping[str, AttributeValue]
 
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 """dbt statuses that make a span's status ERROR."""
-WARNING_STATUSES = frozenset({"warn"})
-"""dbt statuses recorded as a ``dbt.warn`` event on an otherwise healthy span."""
+WARNING_STATUSES = frozenset({"warn", "partial success"})
+"""dbt statuses recorded as an event (``dbt.warn``, ``dbt.partial_success``) on a span without error."""
 DEFAULT_SQL_MAX_CHARS = 4096
 """How much compiled SQL --include-sql exports per node."""
 SQL_TRUNCATION_MARK = "\n-- [truncated by dbt-otel-replay]"
@@ -355,10 +355,24 @@ def _node_attributes(
         "dbt.adapter_response.code": response.code,
         "db.query.text": _sql(result.compiled_code, options) if options.include_sql else None,
     }
+    if result.batch_results is not None:
+        attributes.update(_batch_attributes(result.batch_results))
     if node is not None:
         attributes.update(_manifest_attributes(node, adapter))
     attributes.setdefault("dbt.node.relation_name", result.relation_name)
     return _present(attributes)
+
+
+def _batch_attributes(batches: BatchResults) -> dict[str, AttributeValue | None]:
+    """A microbatch model's data windows: counts, the overall window, and each failed window."""
+    windows = [w for w in batches.successful + batches.failed if len(w) == 2]
+    return {
+        "dbt.batch.successful_count": len(batches.successful),
+        "dbt.batch.failed_count": len(batches.failed),
+        "dbt.batch.window_start": min((w[0] for w in windows), default=None),
+        "dbt.batch.window_end": max((w[1] for w in windows), default=None),
+        "dbt.batch.failed_windows": tuple("/".join(w) for w in batches.failed),
+    }
 
 
 def _manifest_attributes(node: ManifestNode, adapter: str | None) -> dict[str, AttributeValue | None]:
@@ -394,7 +408,7 @@ def _node_events(result: NodeResult, end: int) -> tuple[PlannedEvent, ...]:
     if result.status not in WARNING_STATUSES:
         return ()
     attributes = _present({"dbt.message": result.message, "dbt.failures": result.failures})
-    return (PlannedEvent("dbt.warn", end, attributes),)
+    return (PlannedEvent(f"dbt.{result.status.replace(' ', '_')}", end, attributes),)
 
 
 def _phase_spans(result: NodeResult, node_span: PlannedSpan, ids: _SpanIds) -> list[PlannedSpan]:

@@ -46,8 +46,10 @@ def test_accepts_the_run_results_file_itself(target: Path) -> None:
             b'{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v6.json"',
             "not valid JSON",
         ),
-        (b"\xff\xfe\x00garbage", "not JSON text"),
-        (b"[1, 2]", "top level is a list"),
+        (b"\xff\xfe\x00garbage", "is not a dbt artifact (a JSON object must start with '{')"),
+        (b"[1, 2]", "is not a dbt artifact (a JSON object must start with '{')"),
+        (b'{"a": "\xff"}', "not JSON text (not UTF-8)"),
+        (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
         (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n", "Git LFS pointer"),
         (
             b'{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/catalog/v1.json"}}',

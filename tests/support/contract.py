@@ -19,6 +19,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 FAILED = {"error", "fail", "runtime error"}
+# Where a manifest keeps what a result can name (unit tests, run-operation macros, no-op exposures ...).
+SECTIONS = ("nodes", "unit_tests", "macros", "exposures", "saved_queries", "semantic_models", "sources")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
@@ -124,7 +126,11 @@ def load_pair(target: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
 def _manifest_node(manifest: dict[str, Any] | None, unique_id: str) -> dict[str, Any] | None:
     if manifest is None:
         return None
-    return manifest.get("nodes", {}).get(unique_id) or manifest.get("unit_tests", {}).get(unique_id)
+    for section in SECTIONS:
+        found = (manifest.get(section) or {}).get(unique_id)
+        if found is not None:
+            return found
+    return None
 
 
 def _ancestors(manifest: dict[str, Any] | None, unique_id: str) -> set[str]:
