@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +111,12 @@ def from_otlp_json_lines(text: str) -> list[SpanRecord]:
 
 def nanos(text: str) -> int:
     """Exact nanoseconds of a dbt timestamp, computed independently of the package."""
-    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    text = text.replace("Z", "+00:00")
+    if "." in text:  # Python 3.10's fromisoformat takes exactly 3 or 6 fractional digits
+        head, rest = text.split(".", 1)
+        digits = re.match(r"\d*", rest).group()  # type: ignore[union-attr]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
+    moment = dt.datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.timezone.utc)
     return ((moment - EPOCH) // dt.timedelta(microseconds=1)) * 1000
