@@ -1,80 +1,51 @@
 """Read and validate dbt's run_results.json and manifest.json: the only file reader.
 
-The models below describe just the fields the replay uses and ignore every
-other key, so artifacts from any dbt version that grows its schemas in place
-still load. Nothing here imports dbt. Loading either returns typed objects or
-raises :class:`~dbt_otel_replay.errors.ArtifactError` with the file's path and
-the problem in one sentence.
+The types below describe just the fields the replay uses; msgspec decodes
+those straight from the file's bytes and skips every other key without
+building it, so artifacts from any dbt version (which grows its schemas in
+place) load, and a 140 MB manifest takes a fraction of a second and little
+more memory than its own size. Files may be gzip-compressed (``.json.gz``),
+as archives usually are. Nothing here imports dbt. Loading returns typed
+objects or raises :class:`~dbt_otel_replay.errors.ArtifactError` with the
+file's path and the problem in one sentence.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
-from collections.abc import Sequence
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+import msgspec
 
 from .errors import ArtifactError
 from .timestamps import parse_timestamp
 
 RUN_RESULTS_FILENAME = "run_results.json"
 MANIFEST_FILENAME = "manifest.json"
+GZIP_SUFFIX = ".gz"
 NEWEST_KNOWN_RUN_RESULTS_VERSION = 6
 NEWEST_KNOWN_MANIFEST_VERSION = 12
 
 _SCHEMA_VERSION = re.compile(r"/dbt/([a-z-]+)/v(\d+)\.json")
 _GIT_LFS_POINTER = b"version https://git-lfs"
+_GZIP_MAGIC = b"\x1f\x8b"
 _PEEK_BYTES = 4096
 
 
-def _timestamp(value: object) -> int:
-    if isinstance(value, str):
-        return parse_timestamp(value)
-    raise ValueError(f"expected an ISO 8601 timestamp string, got {value!r}")
+class Nanos(int):
+    """A timestamp dbt wrote, as integer nanoseconds since the Unix epoch."""
 
 
-def _loose_int(value: object) -> object:
-    """Accept the integer counts some hand-edited artifacts store as strings or floats."""
-    if isinstance(value, str):
-        try:
-            return int(float(value))
-        except ValueError:
-            return None
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+class _Struct(msgspec.Struct, frozen=True):
+    """Base of the artifact types: unknown keys are ignored."""
 
 
-def _string_list(value: object) -> object:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    return value
-
-
-def _json_text(value: object) -> object:
-    """Keep an open-ended value (such as ``args.vars``) as canonical JSON text."""
-    if value is None or value == {} or isinstance(value, str):
-        return value or None
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-Nanos = Annotated[int, BeforeValidator(_timestamp)]
-"""A timestamp, held as integer nanoseconds since the Unix epoch."""
-LooseInt = Annotated[int | None, BeforeValidator(_loose_int)]
-StringList = Annotated[list[str], BeforeValidator(_string_list)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-
-
-class TimingEntry(_Model):
+class TimingEntry(_Struct, frozen=True):
     """One phase of a node's execution (``compile`` or ``execute``) as dbt timed it."""
 
     name: str
@@ -82,47 +53,48 @@ class TimingEntry(_Model):
     completed_at: Nanos
 
 
-class AdapterResponse(_Model):
+class AdapterResponse(_Struct, frozen=True):
     """The warehouse's answer to a node's last statement; every field is optional."""
 
-    code: str | None = None
-    rows_affected: LooseInt = None
-    query_id: str | None = None
-    job_id: str | None = None
-    bytes_processed: LooseInt = None
+    code: str | int | None = None
+    rows_affected: int | float | str | None = None
+    query_id: str | int | None = None
+    job_id: str | int | None = None
+    bytes_processed: int | float | str | None = None
 
 
-def _windows(value: object) -> object:
-    """Batch windows as [start, end] pairs of text, whatever types the artifact used."""
-    if not isinstance(value, list):
-        return []
-    return [[str(part) for part in window] for window in value if isinstance(window, (list, tuple))]
-
-
-Windows = Annotated[list[list[str]], BeforeValidator(_windows)]
-
-
-class BatchResults(_Model):
+class BatchResults(_Struct, frozen=True):
     """The data windows a microbatch model processed (data time, not wall-clock time)."""
 
-    successful: Windows = Field(default_factory=list)
-    failed: Windows = Field(default_factory=list)
+    successful: list[list[Any]] | None = None
+    failed: list[list[Any]] | None = None
+
+    @property
+    def successful_windows(self) -> list[tuple[str, ...]]:
+        """The successful windows as text pairs."""
+        return _windows(self.successful)
+
+    @property
+    def failed_windows(self) -> list[tuple[str, ...]]:
+        """The failed windows as text pairs."""
+        return _windows(self.failed)
 
 
-class NodeResult(_Model):
+def _windows(value: list[list[Any]] | None) -> list[tuple[str, ...]]:
+    return [tuple(str(part) for part in window) for window in value or ()]
+
+
+class NodeResult(_Struct, frozen=True):
     """One entry of run_results.json ``results``: a node dbt ran, tested or skipped."""
 
     unique_id: str
     status: str
-    timing: list[TimingEntry] = Field(default_factory=list)
+    timing: list[TimingEntry] = []
     thread_id: str | None = None
     execution_time: float | None = None
     message: str | None = None
-    failures: LooseInt = None
-    adapter_response: AdapterResponse = Field(default_factory=AdapterResponse)
-    compiled_code: str | None = Field(
-        default=None, validation_alias=AliasChoices("compiled_code", "compiled_sql")
-    )
+    failures: int | float | str | None = None
+    adapter_response: AdapterResponse | None = None
     relation_name: str | None = None
     batch_results: BatchResults | None = None
 
@@ -136,54 +108,105 @@ class NodeResult(_Model):
         """The latest end of any phase, or None for a result without timing."""
         return max((t.completed_at for t in self.timing), default=None)
 
+    @property
+    def failure_count(self) -> int | None:
+        """``failures`` as a number (hand-edited artifacts store it as a string)."""
+        return loose_int(self.failures)
 
-class RunArgs(_Model):
-    """The few invocation arguments the replay reads (never ``vars``: they can hold secrets)."""
+    @property
+    def sql(self) -> str | None:
+        """The compiled SQL; only read when SQL was asked for (see :func:`load_run_results`)."""
+        return None
+
+
+class NodeResultWithSql(NodeResult, frozen=True):
+    """A result with its compiled SQL (``compiled_code``, or ``compiled_sql`` before dbt 1.3)."""
+
+    compiled_code: str | None = None
+    compiled_sql: str | None = None
+
+    @property
+    def sql(self) -> str | None:
+        """The compiled SQL."""
+        return self.compiled_code if self.compiled_code is not None else self.compiled_sql
+
+
+class RunArgs(_Struct, frozen=True):
+    """The invocation arguments the replay reads (``vars`` only when asked: it can hold secrets)."""
 
     which: str | None = None
     target: str | None = None
-    vars_json: Annotated[str | None, BeforeValidator(_json_text)] = Field(
-        default=None, validation_alias=AliasChoices("vars")
-    )
+
+    @property
+    def vars_json(self) -> str | None:
+        """``args.vars`` as canonical JSON, when it was read and is not empty."""
+        return None
 
 
-class RunResultsMetadata(_Model):
+class RunArgsWithVars(RunArgs, frozen=True):
+    """Invocation arguments including ``vars``."""
+
+    vars: Any = None
+
+    @property
+    def vars_json(self) -> str | None:
+        """``args.vars`` as canonical JSON, when it is not empty."""
+        if self.vars in (None, {}, ""):
+            return None
+        if isinstance(self.vars, str):
+            return self.vars
+        return json.dumps(self.vars, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class RunResultsMetadata(_Struct, frozen=True):
     """run_results.json ``metadata``."""
 
     dbt_schema_version: str
-    dbt_version: str | None = None
     generated_at: Nanos
+    dbt_version: str | None = None
     invocation_id: str | None = None
     invocation_started_at: Nanos | None = None
 
 
-class RunResults(_Model):
+class RunResults(_Struct, frozen=True):
     """A whole run_results.json."""
 
     metadata: RunResultsMetadata
     results: list[NodeResult]
     elapsed_time: float | None = None
-    args: RunArgs = Field(default_factory=RunArgs)
+    args: RunArgs | None = None
 
     @property
     def command(self) -> str:
         """The dbt sub-command that produced the run (``build``, ``run``, ...)."""
-        return self.args.which or "run"
+        return (self.args.which if self.args else None) or "run"
+
+    @property
+    def arguments(self) -> RunArgs:
+        """The invocation arguments (empty when the artifact has none)."""
+        return self.args or RunArgs()
 
 
-class DependsOn(_Model):
+class RunResultsWithSql(RunResults, frozen=True):
+    """run_results.json read with compiled SQL and ``args.vars``."""
+
+    results: list[NodeResultWithSql]  # type: ignore[assignment]
+    args: RunArgsWithVars | None = None
+
+
+class DependsOn(_Struct, frozen=True):
     """A manifest node's upstream nodes, in the order dbt recorded them."""
 
-    nodes: StringList = Field(default_factory=list)
+    nodes: list[str] | None = None
 
 
-class NodeConfig(_Model):
+class NodeConfig(_Struct, frozen=True):
     """The part of a node's config the replay reports."""
 
     materialized: str | None = None
 
 
-class ManifestNode(_Model):
+class ManifestNode(_Struct, frozen=True):
     """A manifest entry (model, seed, snapshot, test, unit test, macro, exposure, ...).
 
     Every field is optional, so an odd entry in a section the replay only looks
@@ -194,16 +217,33 @@ class ManifestNode(_Model):
     name: str | None = None
     package_name: str | None = None
     original_file_path: str | None = None
-    tags: StringList = Field(default_factory=list)
-    config: NodeConfig = Field(default_factory=NodeConfig)
-    depends_on: DependsOn = Field(default_factory=DependsOn)
+    tags: list[str] | str | None = None
+    config: NodeConfig | None = None
+    depends_on: DependsOn | None = None
     database: str | None = None
-    schema_name: str | None = Field(default=None, validation_alias=AliasChoices("schema"))
+    schema_name: str | None = msgspec.field(default=None, name="schema")
     alias: str | None = None
     relation_name: str | None = None
 
+    @property
+    def parents(self) -> list[str]:
+        """``depends_on.nodes``, in dbt's order."""
+        return (self.depends_on.nodes or []) if self.depends_on else []
 
-class ManifestMetadata(_Model):
+    @property
+    def materialized(self) -> str | None:
+        """``config.materialized``."""
+        return self.config.materialized if self.config else None
+
+    @property
+    def tag_list(self) -> tuple[str, ...]:
+        """``tags`` as a tuple (old manifests may hold a single string)."""
+        if isinstance(self.tags, str):
+            return (self.tags,)
+        return tuple(self.tags or ())
+
+
+class ManifestMetadata(_Struct, frozen=True):
     """manifest.json ``metadata``."""
 
     dbt_schema_version: str
@@ -213,7 +253,10 @@ class ManifestMetadata(_Model):
     adapter_type: str | None = None
 
 
-class Manifest(_Model):
+Section = dict[str, ManifestNode]
+
+
+class Manifest(_Struct, frozen=True):
     """The parts of manifest.json the replay uses: the graph and the node descriptions.
 
     Besides ``nodes``, results can name unit tests (dbt test/build), macros
@@ -221,25 +264,28 @@ class Manifest(_Model):
     """
 
     metadata: ManifestMetadata
-    nodes: dict[str, ManifestNode] = Field(default_factory=dict)
-    unit_tests: dict[str, ManifestNode] = Field(default_factory=dict)
-    macros: dict[str, ManifestNode] = Field(default_factory=dict)
-    exposures: dict[str, ManifestNode] = Field(default_factory=dict)
-    saved_queries: dict[str, ManifestNode] = Field(default_factory=dict)
-    semantic_models: dict[str, ManifestNode] = Field(default_factory=dict)
-    sources: dict[str, ManifestNode] = Field(default_factory=dict)
+    nodes: Section | None = None
+    unit_tests: Section | None = None
+    macros: Section | None = None
+    exposures: Section | None = None
+    saved_queries: Section | None = None
+    semantic_models: Section | None = None
+    sources: Section | None = None
 
     @property
-    def sections(self) -> tuple[dict[str, ManifestNode], ...]:
+    def sections(self) -> tuple[Section, ...]:
         """Every section a result's unique_id can live in, nodes first."""
-        return (
-            self.nodes,
-            self.unit_tests,
-            self.macros,
-            self.exposures,
-            self.saved_queries,
-            self.semantic_models,
-            self.sources,
+        return tuple(
+            section or {}
+            for section in (
+                self.nodes,
+                self.unit_tests,
+                self.macros,
+                self.exposures,
+                self.saved_queries,
+                self.semantic_models,
+                self.sources,
+            )
         )
 
     def node(self, unique_id: str) -> ManifestNode | None:
@@ -258,6 +304,26 @@ class Manifest(_Model):
         return None
 
 
+def loose_int(value: object) -> int | None:
+    """A count as an int, whether the artifact wrote it as a number or a string.
+
+    Args:
+        value: The field's value.
+
+    Returns:
+        The integer, or None for a missing or non-numeric value.
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return int(number) if number.is_integer() else None
+
+
 @dataclass(frozen=True)
 class Artifacts:
     """The validated artifacts of one dbt invocation, with what was odd about them."""
@@ -269,13 +335,16 @@ class Artifacts:
     warnings: tuple[str, ...] = ()
 
 
-def load_artifacts(target_dir: Path, manifest_path: Path | None = None) -> Artifacts:
+def load_artifacts(
+    target_dir: Path, manifest_path: Path | None = None, *, include_sql: bool = False
+) -> Artifacts:
     """Read a dbt target directory's run_results.json and its manifest.json.
 
     Args:
         target_dir: The directory dbt wrote its artifacts to (usually ``target/``).
-            A path to a run_results.json file is accepted too.
+            A path to a run_results.json (or run_results.json.gz) file is accepted too.
         manifest_path: The manifest to use instead of the one beside run_results.json.
+        include_sql: Also read compiled SQL and ``args.vars`` (skipped otherwise).
 
     Returns:
         The validated artifacts. A missing default manifest is not an error: the
@@ -285,11 +354,12 @@ def load_artifacts(target_dir: Path, manifest_path: Path | None = None) -> Artif
         ArtifactError: If run_results.json (or an explicitly named manifest) is
             missing, unreadable, not JSON, or not the dbt artifact it should be.
     """
-    run_results_path = target_dir if target_dir.is_file() else target_dir / RUN_RESULTS_FILENAME
+    run_results_path = target_dir if target_dir.is_file() else _existing(target_dir / RUN_RESULTS_FILENAME)
     warnings: list[str] = []
-    run_results = load_run_results(run_results_path, warnings)
+    run_results = load_run_results(run_results_path, warnings, include_sql=include_sql)
     explicit = manifest_path is not None
-    manifest_path = manifest_path or run_results_path.with_name(MANIFEST_FILENAME)
+    if manifest_path is None:
+        manifest_path = _existing(run_results_path.parent / MANIFEST_FILENAME)
     manifest: Manifest | None = None
     if explicit or manifest_path.exists():
         manifest = load_manifest(manifest_path, warnings)
@@ -307,12 +377,21 @@ def load_artifacts(target_dir: Path, manifest_path: Path | None = None) -> Artif
     )
 
 
-def load_run_results(path: Path, warnings: list[str] | None = None) -> RunResults:
-    """Read and validate one run_results.json.
+def _existing(path: Path) -> Path:
+    """The path, or its gzip-compressed twin when only that exists."""
+    compressed = path.with_name(path.name + GZIP_SUFFIX)
+    return compressed if not path.exists() and compressed.exists() else path
+
+
+def load_run_results(
+    path: Path, warnings: list[str] | None = None, *, include_sql: bool = False
+) -> RunResults:
+    """Read and validate one run_results.json (or .json.gz).
 
     Args:
         path: The file.
         warnings: A list that receives non-fatal remarks (a newer schema version).
+        include_sql: Also read compiled SQL and ``args.vars``.
 
     Returns:
         The validated run results.
@@ -320,15 +399,14 @@ def load_run_results(path: Path, warnings: list[str] | None = None) -> RunResult
     Raises:
         ArtifactError: If the file is missing, corrupt, or not a run_results artifact.
     """
-    document = _read_json(path)
-    _check_kind(path, document, "run-results", NEWEST_KNOWN_RUN_RESULTS_VERSION, warnings)
-    run_results = _validate(RunResults, path, document)
+    kind = RunResultsWithSql if include_sql else RunResults
+    run_results = _decode(path, kind, "run-results", NEWEST_KNOWN_RUN_RESULTS_VERSION, warnings)
     _check_results(path, run_results)
     return run_results
 
 
 def load_manifest(path: Path, warnings: list[str] | None = None) -> Manifest:
-    """Read and validate one manifest.json.
+    """Read and validate one manifest.json (or .json.gz).
 
     Args:
         path: The file.
@@ -340,64 +418,95 @@ def load_manifest(path: Path, warnings: list[str] | None = None) -> Manifest:
     Raises:
         ArtifactError: If the file is missing, corrupt, or not a manifest artifact.
     """
-    document = _read_json(path)
-    _check_kind(path, document, "manifest", NEWEST_KNOWN_MANIFEST_VERSION, warnings)
-    return _validate(Manifest, path, document)
+    return _decode(path, Manifest, "manifest", NEWEST_KNOWN_MANIFEST_VERSION, warnings)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    _check_looks_like_json(path)
+class _Header(_Struct, frozen=True):
+    metadata: dict[str, Any] | None = None
+
+
+_T = TypeVar("_T", bound=_Struct)
+
+
+def _decode(path: Path, kind: type[_T], name: str, newest: int, warnings: list[str] | None) -> _T:
+    raw = _read(path)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ArtifactError(path, f"cannot be read: {exc.strerror or exc}") from None
-    if not raw.strip():
-        raise ArtifactError(path, "is empty")
-    try:
-        text = raw.decode("utf-8-sig")
+        document = msgspec.json.decode(raw, type=kind, dec_hook=_decode_hook)
+    except msgspec.ValidationError as exc:
+        _check_kind(path, _schema_version(raw), name, newest, None)
+        raise ArtifactError(path, _describe(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ArtifactError(path, _malformed(exc, raw)) from None
     except UnicodeDecodeError:
         raise ArtifactError(path, "is not JSON text (not UTF-8)") from None
-    try:
-        document = json.loads(text)
     except RecursionError:
         raise ArtifactError(path, "is not a dbt artifact (JSON nested too deeply)") from None
-    except json.JSONDecodeError as exc:
-        truncated = exc.pos >= len(text.rstrip())
-        hint = "it ends early: was dbt interrupted while writing it?" if truncated else exc.msg
-        raise ArtifactError(
-            path, f"is not valid JSON at line {exc.lineno}, column {exc.colno} ({hint})"
-        ) from None
-    if not isinstance(document, dict):
-        raise ArtifactError(
-            path, f"is JSON but not a dbt artifact (top level is a {type(document).__name__})"
-        )
+    _check_kind(path, document.metadata.dbt_schema_version, name, newest, warnings)  # type: ignore[attr-defined]
     return document
 
 
-def _check_looks_like_json(path: Path) -> None:
-    """Refuse a file that cannot be a JSON object before reading it whole (it may be huge)."""
+def _decode_hook(kind: type, value: Any) -> Any:
+    if kind is Nanos:
+        if not isinstance(value, str):
+            raise ValueError(f"expected an ISO 8601 timestamp string, got {value!r}")
+        return Nanos(parse_timestamp(value))
+    raise NotImplementedError(kind)
+
+
+def _read(path: Path) -> bytes:
+    """The file's bytes (decompressed), after refusing what cannot be a JSON object."""
+    head = _peek(path)
+    if head.startswith(_GIT_LFS_POINTER):
+        raise ArtifactError(path, "is a Git LFS pointer, not the artifact; run `git lfs pull` first")
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text:
+        raise ArtifactError(path, "is empty")
+    if not text.startswith(b"{"):
+        raise ArtifactError(path, "is not a dbt artifact (a JSON object must start with '{')")
     try:
+        raw = gzip.decompress(path.read_bytes()) if _is_gzip(path) else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ArtifactError(path, f"cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    return raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+
+
+def _peek(path: Path) -> bytes:
+    try:
+        if _is_gzip(path):
+            with gzip.open(path, "rb") as compressed:
+                return compressed.read(_PEEK_BYTES)
         with path.open("rb") as handle:
-            head = handle.read(_PEEK_BYTES)
+            return handle.read(_PEEK_BYTES)
     except FileNotFoundError:
         raise ArtifactError(path, "not found (is this the target/ directory of a dbt run?)") from None
     except IsADirectoryError:
         raise ArtifactError(path, "is a directory, not a dbt artifact") from None
-    except OSError as exc:
-        raise ArtifactError(path, f"cannot be read: {exc.strerror or exc}") from None
-    if head.startswith(_GIT_LFS_POINTER):
-        raise ArtifactError(path, "is a Git LFS pointer, not the artifact; run `git lfs pull` first")
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if text and not text.startswith(b"{"):
-        raise ArtifactError(path, "is not a dbt artifact (a JSON object must start with '{')")
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ArtifactError(path, f"cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
 
 
-def _check_kind(
-    path: Path, document: dict[str, Any], kind: str, newest: int, warnings: list[str] | None
-) -> None:
-    metadata = document.get("metadata")
-    schema = metadata.get("dbt_schema_version") if isinstance(metadata, dict) else None
-    match = _SCHEMA_VERSION.search(schema) if isinstance(schema, str) else None
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(2) == _GZIP_MAGIC
+
+
+def _malformed(exc: msgspec.DecodeError, raw: bytes) -> str:
+    if "truncated" in str(exc):
+        return "is not valid JSON: it ends early (was dbt interrupted while writing it?)"
+    return f"is not valid JSON ({exc})"
+
+
+def _schema_version(raw: bytes) -> str | None:
+    try:
+        header = msgspec.json.decode(raw, type=_Header)
+    except (msgspec.MsgspecError, RecursionError, UnicodeDecodeError):
+        return None
+    version = (header.metadata or {}).get("dbt_schema_version")
+    return version if isinstance(version, str) else None
+
+
+def _check_kind(path: Path, schema: str | None, kind: str, newest: int, warnings: list[str] | None) -> None:
+    match = _SCHEMA_VERSION.search(schema) if schema else None
     if match is None:
         raise ArtifactError(path, f"is not a dbt {kind} artifact (no metadata.dbt_schema_version)")
     found, version = match.group(1), int(match.group(2))
@@ -410,29 +519,18 @@ def _check_kind(
         )
 
 
-_M = TypeVar("_M", bound=BaseModel)
+_MISSING_FIELD = re.compile(r"Object missing required field `([^`]+)`")
 
 
-def _validate(model: type[_M], path: Path, document: dict[str, Any]) -> _M:
-    try:
-        return model.model_validate(document)
-    except ValidationError as exc:
-        raise ArtifactError(path, _describe(exc)) from None
-
-
-def _describe(exc: ValidationError) -> str:
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    where = _location(first["loc"])
-    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    return f"{where}: {first['msg']}{more}"
-
-
-def _location(loc: Sequence[int | str]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "document"
+def _describe(exc: msgspec.ValidationError) -> str:
+    """``results[1].timing[0].completed_at: missing``, from msgspec's ``... - at `$.results[1]...```."""
+    message, _, where = str(exc).partition(" - at `")
+    location = where.rstrip("`").removeprefix("$").removeprefix(".")
+    missing = _MISSING_FIELD.fullmatch(message)
+    if missing:
+        location = f"{location}.{missing.group(1)}" if location else missing.group(1)
+        message = "required but missing"
+    return f"{location or 'document'}: {message}"
 
 
 def _check_results(path: Path, run_results: RunResults) -> None:

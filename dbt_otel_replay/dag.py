@@ -69,9 +69,9 @@ def build_dag(manifest: Manifest | None) -> Dag:
     if manifest is None:
         return Dag()
     parents = {
-        unique_id: tuple(node.depends_on.nodes)
+        unique_id: tuple(node.parents)
         for section in manifest.sections
         for unique_id, node in section.items()
-        if node.depends_on.nodes
+        if node.parents
     }
     return Dag(parents)

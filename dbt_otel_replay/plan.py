@@ -14,7 +14,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 
-from .artifacts import Artifacts, BatchResults, ManifestNode, NodeResult, RunResults
+from .artifacts import (
+    AdapterResponse,
+    Artifacts,
+    BatchResults,
+    ManifestNode,
+    NodeResult,
+    RunResults,
+    loose_int,
+)
 from .dag import Dag, build_dag
 from .timestamps import NANOS_PER_SECOND
 
@@ -220,7 +228,7 @@ def _invocation_key(run: RunResults, artifacts: Artifacts, warnings: list[str]) 
 def _invocation_span(artifacts: Artifacts, ids: _SpanIds, options: PlanOptions) -> PlannedSpan:
     run = artifacts.run_results
     end = run.metadata.generated_at
-    start = run.metadata.invocation_started_at
+    start: int | None = run.metadata.invocation_started_at
     if start is None:
         start = end - round((run.elapsed_time or 0.0) * NANOS_PER_SECOND)
     failed = Counter(r.status for r in run.results if r.status in FAILED_STATUSES)
@@ -246,12 +254,12 @@ def _invocation_attributes(artifacts: Artifacts, options: PlanOptions) -> dict[s
         "dbt.version": run.metadata.dbt_version,
         "dbt.command": run.command,
         "dbt.project_name": manifest.metadata.project_name if manifest else None,
-        "dbt.target": run.args.target,
+        "dbt.target": run.arguments.target,
         "dbt.adapter": adapter,
         "db.system.name": db_system_name(adapter),
         "dbt.elapsed_time": run.elapsed_time,
         "dbt.result_count": len(run.results),
-        "dbt.vars": run.args.vars_json if options.include_sql else None,
+        "dbt.vars": run.arguments.vars_json if options.include_sql else None,
     }
     return _present(attributes)
 
@@ -337,23 +345,22 @@ def _node_window(
 def _node_attributes(
     result: NodeResult, node: ManifestNode | None, adapter: str | None, options: PlanOptions
 ) -> dict[str, AttributeValue]:
-    response = result.adapter_response
+    response = result.adapter_response or AdapterResponse()
+    rows_affected = loose_int(response.rows_affected)
     attributes: dict[str, AttributeValue | None] = {
         "dbt.node.unique_id": result.unique_id,
         "dbt.status": result.status,
         "dbt.thread_id": result.thread_id,
         "thread.name": result.thread_id,
         "dbt.execution_time": result.execution_time,
-        "dbt.failures": result.failures,
+        "dbt.failures": result.failure_count,
         "dbt.message": result.message if result.status not in FAILED_STATUSES else None,
-        "dbt.adapter_response.rows_affected": (
-            response.rows_affected if response.rows_affected != -1 else None
-        ),
-        "dbt.adapter_response.query_id": response.query_id,
-        "dbt.adapter_response.job_id": response.job_id,
-        "dbt.adapter_response.bytes_processed": response.bytes_processed,
-        "dbt.adapter_response.code": response.code,
-        "db.query.text": _sql(result.compiled_code, options) if options.include_sql else None,
+        "dbt.adapter_response.rows_affected": rows_affected if rows_affected != -1 else None,
+        "dbt.adapter_response.query_id": _text(response.query_id),
+        "dbt.adapter_response.job_id": _text(response.job_id),
+        "dbt.adapter_response.bytes_processed": loose_int(response.bytes_processed),
+        "dbt.adapter_response.code": _text(response.code),
+        "db.query.text": _sql(result.sql, options) if options.include_sql else None,
     }
     if result.batch_results is not None:
         attributes.update(_batch_attributes(result.batch_results))
@@ -365,26 +372,27 @@ def _node_attributes(
 
 def _batch_attributes(batches: BatchResults) -> dict[str, AttributeValue | None]:
     """A microbatch model's data windows: counts, the overall window, and each failed window."""
-    windows = [w for w in batches.successful + batches.failed if len(w) == 2]
+    successful, failed = batches.successful_windows, batches.failed_windows
+    windows = [w for w in successful + failed if len(w) == 2]
     return {
-        "dbt.batch.successful_count": len(batches.successful),
-        "dbt.batch.failed_count": len(batches.failed),
+        "dbt.batch.successful_count": len(successful),
+        "dbt.batch.failed_count": len(failed),
         "dbt.batch.window_start": min((w[0] for w in windows), default=None),
         "dbt.batch.window_end": max((w[1] for w in windows), default=None),
-        "dbt.batch.failed_windows": tuple("/".join(w) for w in batches.failed),
+        "dbt.batch.failed_windows": tuple("/".join(w) for w in failed),
     }
 
 
 def _manifest_attributes(node: ManifestNode, adapter: str | None) -> dict[str, AttributeValue | None]:
-    has_relation = node.resource_type in _RELATION_TYPES and node.config.materialized != "ephemeral"
+    has_relation = node.resource_type in _RELATION_TYPES and node.materialized != "ephemeral"
     return {
         "dbt.node.resource_type": node.resource_type,
         "dbt.node.name": node.name,
         "dbt.node.package_name": node.package_name,
-        "dbt.node.materialized": node.config.materialized,
+        "dbt.node.materialized": node.materialized,
         "dbt.node.original_file_path": node.original_file_path,
         "code.file.path": node.original_file_path,
-        "dbt.node.tags": tuple(node.tags),
+        "dbt.node.tags": node.tag_list,
         "dbt.node.relation_name": node.relation_name,
         "db.system.name": db_system_name(adapter),
         "db.namespace": _namespace(node, adapter) if has_relation else None,
@@ -398,6 +406,10 @@ def _namespace(node: ManifestNode, adapter: str | None) -> str | None:
     return separator.join(parts) or None
 
 
+def _text(value: str | int | None) -> str | None:
+    return None if value is None else str(value)
+
+
 def _sql(compiled_code: str | None, options: PlanOptions) -> str | None:
     if compiled_code is None or len(compiled_code) <= options.sql_max_chars:
         return compiled_code
@@ -407,7 +419,7 @@ def _sql(compiled_code: str | None, options: PlanOptions) -> str | None:
 def _node_events(result: NodeResult, end: int) -> tuple[PlannedEvent, ...]:
     if result.status not in WARNING_STATUSES:
         return ()
-    attributes = _present({"dbt.message": result.message, "dbt.failures": result.failures})
+    attributes = _present({"dbt.message": result.message, "dbt.failures": result.failure_count})
     return (PlannedEvent(f"dbt.{result.status.replace(' ', '_')}", end, attributes),)
 
 

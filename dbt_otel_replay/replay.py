@@ -111,7 +111,7 @@ def replay(target: Path, options: ReplayOptions) -> ReplayResult:
         ArtifactError: If the artifacts cannot be read (nothing is sent).
         ConfigError: If the OTLP configuration is unusable.
     """
-    artifacts = load_artifacts(target, options.manifest)
+    artifacts = load_artifacts(target, options.manifest, include_sql=options.plan.include_sql)
     plan = plan_trace(artifacts, options.plan)
     warnings = artifacts.warnings + plan.warnings
     if options.dry_run:

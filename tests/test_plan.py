@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from dbt_otel_replay.artifacts import Artifacts, load_artifacts
@@ -169,14 +171,18 @@ def test_rows_affected_of_minus_one_is_left_out(plan: Plan) -> None:
     assert "dbt.adapter_response.rows_affected" not in hook.attributes
 
 
-def test_sql_and_vars_only_on_request(build: Artifacts) -> None:
-    run = build.run_results.model_copy(
-        update={"args": build.run_results.args.model_copy(update={"vars_json": '{"api_key":"s3cret"}'})}
-    )
-    artifacts = dataclasses.replace(build, run_results=run)
-    hidden = plan_trace(artifacts)
+def test_sql_and_vars_only_on_request(tmp_path: Path) -> None:
+    document = json.loads((FIXTURES / "build" / "run_results.json").read_text())
+    document["args"]["vars"] = {"api_key": "s3cret"}
+    (tmp_path / "run_results.json").write_text(json.dumps(document))
+    shutil.copy(FIXTURES / "build" / "manifest.json", tmp_path / "manifest.json")
+    hidden = plan_trace(load_artifacts(tmp_path))
     assert all("db.query.text" not in s.attributes and "dbt.vars" not in s.attributes for s in hidden.spans)
-    shown = plan_trace(artifacts, PlanOptions(include_sql=True, sql_max_chars=20))
+    not_read = plan_trace(load_artifacts(tmp_path), PlanOptions(include_sql=True))
+    assert "dbt.vars" not in not_read.invocation.attributes, "vars must be read to be exported"
+    shown = plan_trace(
+        load_artifacts(tmp_path, include_sql=True), PlanOptions(include_sql=True, sql_max_chars=20)
+    )
     assert shown.invocation.attributes["dbt.vars"] == '{"api_key":"s3cret"}'
     sql = node(shown, f"model.{PROJECT}.orders").attributes["db.query.text"]
     assert (
@@ -200,7 +206,7 @@ def test_results_missing_from_the_manifest_nest_under_the_invocation_with_a_warn
     assert build.manifest is not None
     uid = f"model.{PROJECT}.orders"
     nodes = {k: v for k, v in build.manifest.nodes.items() if k != uid}
-    stale = dataclasses.replace(build, manifest=build.manifest.model_copy(update={"nodes": nodes}))
+    stale = dataclasses.replace(build, manifest=msgspec.structs.replace(build.manifest, nodes=nodes))
     plan = plan_trace(stale)
     assert node(plan, uid).parent_span_id == plan.invocation.span_id
     assert any(uid in w and "nested directly under the invocation span" in w for w in plan.warnings)
