@@ -405,6 +405,28 @@ def load_run_results(
     return run_results
 
 
+class RunResultsHeader(_Struct, frozen=True):
+    """Just the metadata of a run_results.json: enough to order and identify archived runs."""
+
+    metadata: RunResultsMetadata
+    elapsed_time: float | None = None
+
+
+def read_run_header(path: Path) -> RunResultsHeader:
+    """Read only the metadata of one run_results.json (or .json.gz), skipping the results.
+
+    Args:
+        path: The file.
+
+    Returns:
+        Its metadata and elapsed time.
+
+    Raises:
+        ArtifactError: If the file is missing, corrupt, or not a run_results artifact.
+    """
+    return _decode(path, RunResultsHeader, "run-results", NEWEST_KNOWN_RUN_RESULTS_VERSION, None)
+
+
 def load_manifest(path: Path, warnings: list[str] | None = None) -> Manifest:
     """Read and validate one manifest.json (or .json.gz).
 

@@ -7,6 +7,7 @@ codes: 0 delivered, 1 bad input, 2 usage, 3 export failed.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -16,14 +17,23 @@ from typing import NoReturn
 import click
 
 from . import __version__
+from .backfill import BackfillOptions, RunReport, backfill, find_runs
 from .errors import EXIT_OK, ReplayError
 from .export.config import Protocol, parse_header, resolve_export_config
 from .export.file import STDOUT
 from .plan import DEFAULT_SQL_MAX_CHARS, PlanOptions, TraceContext
+from .progress import Progress
 from .propagation import context_from_environment, parse_traceparent, read_carrier
 from .replay import ReplayOptions, ReplayResult, ResendResult, replay, resource_attributes
 from .replay import resend as resend_spill
-from .summary import Outcome, render_summary, render_tree
+from .summary import (
+    Outcome,
+    backfill_summary,
+    render_backfill_totals,
+    render_run_line,
+    render_summary,
+    render_tree,
+)
 
 PROG = "dbt-otel-replay"
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -32,7 +42,7 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.command(
     context_settings=_CONTEXT, epilog="Exit codes: 0 delivered, 1 bad input, 2 usage, 3 export failed."
 )
-@click.argument("target", metavar="TARGET_DIR", type=click.Path(path_type=Path), required=False)
+@click.argument("targets", metavar="[TARGET_DIR]...", type=click.Path(path_type=Path), nargs=-1)
 @click.option(
     "--manifest",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -117,12 +127,35 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     metavar="FILE",
     help="Instead of replaying TARGET_DIR, re-send a spill file; what is accepted is removed from it.",
 )
+@click.option(
+    "--recursive",
+    "roots",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    metavar="ROOT",
+    help="Backfill every run_results.json(.gz) below ROOT (with its manifest beside it); repeatable.",
+)
+@click.option(
+    "--ledger",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Backfill: a SQLite file of the runs a collector accepted; those are not sent again.",
+)
+@click.option("--force", is_flag=True, help="Backfill: send runs the ledger lists as delivered again.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Backfill: one line per run, or one JSON summary, on stdout.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No summary; only warnings and errors on stderr.")
 @click.version_option(__version__, "--version", prog_name=PROG)
 @click.pass_context
 def main(
     ctx: click.Context,
-    target: Path | None,
+    targets: tuple[Path, ...],
     manifest: Path | None,
     endpoint: str | None,
     protocol: str | None,
@@ -138,6 +171,10 @@ def main(
     sql_max_chars: int,
     spill: Path | None,
     resend: Path | None,
+    roots: tuple[Path, ...],
+    ledger: Path | None,
+    force: bool,
+    output_format: str,
     quiet: bool,
 ) -> None:
     """Replay the dbt run in TARGET_DIR (run_results.json + manifest.json) as one OpenTelemetry trace.
@@ -145,12 +182,26 @@ def main(
     One span per executed node, with the exact times dbt recorded, nested under its
     first parent (other parents become links), compile and execute as child spans;
     exported over OTLP, then the run's context is written for the next pipeline stage.
+
+    With several TARGET_DIRs or --recursive, backfill: every run, oldest first, each as
+    its own trace.
     """
     _configure_logging()
     sending = {"--endpoint": endpoint, "--protocol": protocol, "--header": headers, "--timeout": timeout}
     _check_exclusive(dry_run, output, traceparent, traceparent_from, [k for k, v in sending.items() if v])
-    if (target is None) == (resend is None):
+    if bool(targets or roots) == (resend is not None):
         raise click.UsageError("give a TARGET_DIR to replay, or --resend FILE (not both)")
+    backfilling = len(targets) > 1 or bool(roots)
+    _check_backfill_flags(
+        backfilling,
+        {
+            "--traceparent": traceparent,
+            "--traceparent-from": traceparent_from,
+            "--traceparent-to": traceparent_to,
+            "--manifest": manifest,
+        },
+        {"--ledger": ledger, "--force": force, "--format json": output_format == "json"},
+    )
     if resend is not None and (output or dry_run):
         raise click.UsageError("--resend sends; it cannot be combined with --output or --dry-run")
     try:
@@ -166,8 +217,24 @@ def main(
             resent = resend_spill(resend, export)
             _report_resend(resent, quiet=quiet)
             failure = resent.failure
+        elif backfilling:
+            backfill_options = BackfillOptions(
+                replay=ReplayOptions(
+                    export=export,
+                    plan=PlanOptions(include_sql=include_sql, sql_max_chars=sql_max_chars),
+                    output=output,
+                    dry_run=dry_run,
+                    resource=resource_attributes(service_name),
+                    spill=spill,
+                ),
+                ledger=ledger,
+                force=force,
+            )
+            code = _run_backfill(
+                targets, roots, backfill_options, json_format=output_format == "json", quiet=quiet
+            )
+            ctx.exit(code)
         else:
-            assert target is not None
             options = ReplayOptions(
                 export=export,
                 plan=PlanOptions(
@@ -182,7 +249,7 @@ def main(
                 resource=resource_attributes(service_name),
                 spill=spill,
             )
-            result = replay(target, options)
+            result = replay(targets[0], options)
             _report(result, dry_run=dry_run, quiet=quiet)
             failure = result.failure
     except ReplayError as exc:
@@ -207,6 +274,52 @@ def _check_exclusive(
         raise click.UsageError(
             f"{', '.join(sending_flags)}: only for sending; --output and --dry-run send nothing"
         )
+
+
+def _check_backfill_flags(
+    backfilling: bool, single_run_only: dict[str, object], backfill_only: dict[str, object]
+) -> None:
+    if backfilling:
+        given = [name for name, value in single_run_only.items() if value]
+        if given:
+            raise click.UsageError(
+                f"{', '.join(given)}: for one run; in a backfill each run is its own trace"
+            )
+    else:
+        given = [name for name, value in backfill_only.items() if value]
+        if given:
+            raise click.UsageError(
+                f"{', '.join(given)}: only for a backfill (several TARGET_DIRs or --recursive)"
+            )
+
+
+def _run_backfill(
+    targets: tuple[Path, ...],
+    roots: tuple[Path, ...],
+    options: BackfillOptions,
+    *,
+    json_format: bool,
+    quiet: bool,
+) -> int:
+    lines_to = sys.stderr if options.replay.output == STDOUT else sys.stdout
+    progress: Progress | None = None
+
+    def on_run(run: RunReport) -> None:
+        if progress is not None:
+            progress.advance(run.spans)
+        if not json_format:
+            click.echo(render_run_line(run), file=lines_to)
+
+    if sys.stderr.isatty() and not quiet:
+        progress = Progress(len(list(find_runs(targets, roots))), sys.stderr)
+    report = backfill(targets, roots, options, on_run)
+    if progress is not None:
+        progress.close()
+    if json_format:
+        click.echo(json.dumps(backfill_summary(report), indent=2))
+    elif not quiet:
+        click.echo(render_backfill_totals(report), nl=False, err=True)
+    return report.exit_code
 
 
 def _upstream(traceparent: str | None, traceparent_from: Path | None) -> TraceContext | None:

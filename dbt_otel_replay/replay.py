@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from .artifacts import load_artifacts
 from .errors import ConfigError, ExportError
 from .export.config import ExportConfig, resolve_export_config
@@ -96,6 +98,40 @@ class ResendResult:
     failure: ExportError | None = None
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A run read, planned and (unless a dry run) encoded: ready to send or write."""
+
+    plan: Plan
+    warnings: tuple[str, ...]
+    requests: list[ExportTraceServiceRequest]
+    run_results_path: Path
+
+    @property
+    def span_count(self) -> int:
+        """How many spans the trace has."""
+        return len(self.plan.spans)
+
+
+def prepare(target: Path, options: ReplayOptions) -> Prepared:
+    """Read a run's artifacts, plan its trace and encode it (not for a dry run).
+
+    Args:
+        target: The dbt target directory (or its run_results.json).
+        options: Content choices (what to include, the upstream context, the resource).
+
+    Returns:
+        The plan and its OTLP requests.
+
+    Raises:
+        ArtifactError: If the artifacts cannot be read.
+    """
+    artifacts = load_artifacts(target, options.manifest, include_sql=options.plan.include_sql)
+    plan = plan_trace(artifacts, options.plan)
+    requests = [] if options.dry_run else encode_requests(plan, options.resource)
+    return Prepared(plan, artifacts.warnings + plan.warnings, requests, artifacts.run_results_path)
+
+
 def replay(target: Path, options: ReplayOptions) -> ReplayResult:
     """Replay one dbt invocation's artifacts as an OpenTelemetry trace.
 
@@ -111,13 +147,11 @@ def replay(target: Path, options: ReplayOptions) -> ReplayResult:
         ArtifactError: If the artifacts cannot be read (nothing is sent).
         ConfigError: If the OTLP configuration is unusable.
     """
-    artifacts = load_artifacts(target, options.manifest, include_sql=options.plan.include_sql)
-    plan = plan_trace(artifacts, options.plan)
-    warnings = artifacts.warnings + plan.warnings
+    prepared = prepare(target, options)
+    plan, warnings, requests = prepared.plan, prepared.warnings, prepared.requests
     if options.dry_run:
         return ReplayResult(plan, warnings, destination="dry run: nothing sent")
-    requests = encode_requests(plan, options.resource)
-    target_dir = artifacts.run_results_path.parent
+    target_dir = prepared.run_results_path.parent
     delivery: Delivery | None = None
     failure: ExportError | None = None
     spill: Path | None = None

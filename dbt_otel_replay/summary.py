@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .backfill import BackfillReport, RunOutcome, RunReport
 from .plan import FAILED_STATUSES, Plan, PlannedSpan, StatusCode, status_counts
 
 SLOWEST_SHOWN = 5
@@ -121,3 +122,69 @@ def _failures(nodes: Sequence[PlannedSpan]) -> list[str]:
 def _one_line(message: str) -> str:
     text = " ".join(message.split())
     return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 3] + "..."
+
+
+SUMMARY_FORMAT_VERSION = 1
+"""The version of the JSON backfill summary (``--format json``); bumped on incompatible changes."""
+
+
+def render_run_line(run: RunReport) -> str:
+    """One backfill line: outcome, trace id, command, spans, file, and any remark.
+
+    Args:
+        run: The run's report.
+
+    Returns:
+        A line without its newline.
+    """
+    parts = [f"{run.outcome.value:<17}", run.trace_id or "-" * 32]
+    if run.command:
+        parts.append(f"{run.command} ({run.nodes} nodes, {run.spans} spans)")
+    parts.append(str(run.run_results))
+    line = "  ".join(parts)
+    return f"{line}: {' '.join(run.message.split())}" if run.message else line
+
+
+def backfill_summary(report: BackfillReport) -> dict[str, object]:
+    """The backfill as a JSON-serialisable document (``--format json``).
+
+    Args:
+        report: The backfill's report.
+
+    Returns:
+        ``{"version": 1, "totals": {...}, "runs": [...]}``.
+    """
+    return {
+        "version": SUMMARY_FORMAT_VERSION,
+        "totals": {
+            "runs": len(report.runs),
+            "spans": report.spans,
+            **{outcome.value.replace(" ", "_"): report.count(outcome) for outcome in RunOutcome},
+            "exit_code": report.exit_code,
+        },
+        "runs": [
+            {
+                "run_results": str(run.run_results),
+                "outcome": run.outcome.value,
+                "trace_id": run.trace_id,
+                "command": run.command,
+                "nodes": run.nodes,
+                "spans": run.spans,
+                "message": run.message,
+            }
+            for run in report.runs
+        ],
+    }
+
+
+def render_backfill_totals(report: BackfillReport) -> str:
+    """The closing line of a backfill.
+
+    Args:
+        report: The backfill's report.
+
+    Returns:
+        E.g. ``1000 runs: 998 delivered, 2 skipped; 95,000 spans``.
+    """
+    counts = ", ".join(f"{report.count(o)} {o.value}" for o in RunOutcome if report.count(o))
+    return f"{len(report.runs)} runs: {counts or 'none found'}; {report.spans:,} spans\n"

@@ -1,0 +1,307 @@
+"""Backfill: replay many archived dbt runs, oldest first, each as its own trace.
+
+Runs are found in the directories given and below ``--recursive`` roots
+(run_results.json or run_results.json.gz, with the manifest beside it), ordered
+by when they started, and replayed one at a time while the next one is read in
+the background, so memory stays bounded by the largest run, not the number of
+runs. A ledger remembers what a collector accepted; a bad run is reported and
+skipped; a collector that stops accepting ends the backfill, to be resumed later.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from .artifacts import GZIP_SUFFIX, RUN_RESULTS_FILENAME, read_run_header
+from .errors import EXIT_BAD_INPUT, EXIT_EXPORT_FAILED, EXIT_OK, ArtifactError, ExportError
+from .export.config import resolve_export_config
+from .export.file import STDOUT, append_otlp_json, otlp_json_lines
+from .export.otlp import deliver, span_count
+from .ledger import Ledger
+from .replay import Prepared, ReplayOptions, prepare
+
+
+class RunOutcome(str, Enum):
+    """What happened to one run."""
+
+    DELIVERED = "delivered"
+    WRITTEN = "written"
+    PLANNED = "planned"
+    ALREADY_DELIVERED = "already delivered"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    NOT_ATTEMPTED = "not attempted"
+
+
+@dataclass(frozen=True)
+class Run:
+    """An archived run, identified before it is read in full."""
+
+    run_results: Path
+    started_at: int
+    invocation_id: str | None
+
+    @property
+    def key(self) -> str:
+        """The ledger key: the invocation id, else the file and its start time."""
+        return self.invocation_id or f"{self.run_results}@{self.started_at}"
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """One run's line in the backfill's report."""
+
+    run_results: Path
+    outcome: RunOutcome
+    trace_id: str | None = None
+    command: str | None = None
+    nodes: int = 0
+    spans: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class BackfillOptions:
+    """Backfill settings on top of the per-run replay options.
+
+    Attributes:
+        replay: Content and destination, as for one run (its upstream context,
+            traceparent and manifest settings are not used: each run is its own trace).
+        ledger: The SQLite ledger of delivered runs, or None for none.
+        force: Re-send runs the ledger says were delivered.
+    """
+
+    replay: ReplayOptions = field(default_factory=ReplayOptions)
+    ledger: Path | None = None
+    force: bool = False
+
+
+@dataclass
+class BackfillReport:
+    """Every run's outcome, in the order the runs happened."""
+
+    runs: list[RunReport] = field(default_factory=list)
+
+    def count(self, outcome: RunOutcome) -> int:
+        """How many runs ended with this outcome."""
+        return sum(1 for r in self.runs if r.outcome is outcome)
+
+    @property
+    def spans(self) -> int:
+        """Spans delivered or written in all."""
+        return sum(r.spans for r in self.runs if r.outcome in (RunOutcome.DELIVERED, RunOutcome.WRITTEN))
+
+    @property
+    def exit_code(self) -> int:
+        """3 when an export failed, else 1 when a bad run was skipped, else 0."""
+        if self.count(RunOutcome.FAILED):
+            return EXIT_EXPORT_FAILED
+        if self.count(RunOutcome.SKIPPED):
+            return EXIT_BAD_INPUT
+        return EXIT_OK
+
+
+def find_runs(targets: Sequence[Path], roots: Sequence[Path]) -> Iterator[Path]:
+    """Every run_results.json (or .json.gz) in the targets and below the roots, each once.
+
+    Args:
+        targets: Target directories (or run_results files) given one by one.
+        roots: Directories to search recursively.
+
+    Yields:
+        Paths of run_results files.
+    """
+    seen: set[Path] = set()
+    candidates = [t if t.is_file() else t / RUN_RESULTS_FILENAME for t in targets]
+    for root in roots:
+        candidates.extend(sorted(root.rglob(RUN_RESULTS_FILENAME)))
+        candidates.extend(sorted(root.rglob(RUN_RESULTS_FILENAME + GZIP_SUFFIX)))
+    for path in candidates:
+        if not path.exists() and path.with_name(path.name + GZIP_SUFFIX).exists():
+            path = path.with_name(path.name + GZIP_SUFFIX)
+        plain = path.with_name(RUN_RESULTS_FILENAME)
+        if path.name.endswith(GZIP_SUFFIX) and plain.exists():
+            continue  # the uncompressed copy beside it wins
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            yield path
+
+
+def order_runs(paths: Sequence[Path]) -> tuple[list[Run], list[RunReport]]:
+    """Identify runs from their metadata alone and put them in the order they happened.
+
+    Args:
+        paths: run_results files.
+
+    Returns:
+        The runs, oldest first, and a report for each file that could not be read.
+    """
+    runs: list[Run] = []
+    bad: list[RunReport] = []
+    for path in paths:
+        try:
+            header = read_run_header(path)
+        except ArtifactError as exc:
+            bad.append(RunReport(path, RunOutcome.SKIPPED, message=exc.problem))
+            continue
+        metadata = header.metadata
+        started: int | None = metadata.invocation_started_at
+        if started is None:
+            started = metadata.generated_at - round((header.elapsed_time or 0.0) * 1e9)
+        runs.append(Run(path, started, metadata.invocation_id))
+    runs.sort(key=lambda run: (run.started_at, str(run.run_results)))
+    return runs, bad
+
+
+def backfill(
+    targets: Sequence[Path],
+    roots: Sequence[Path],
+    options: BackfillOptions,
+    on_run: Callable[[RunReport], None] | None = None,
+) -> BackfillReport:
+    """Replay every run found, oldest first, each as its own trace.
+
+    Args:
+        targets: Target directories given one by one.
+        roots: Directories searched recursively (``--recursive``).
+        options: What to send where, the ledger and --force.
+        on_run: Called with each run's report as soon as it is known (progress, output).
+
+    Returns:
+        Every run's outcome.
+
+    Raises:
+        ConfigError: If the ledger or the OTLP settings cannot be used.
+    """
+    report = BackfillReport()
+
+    def note(run_report: RunReport) -> None:
+        report.runs.append(run_report)
+        if on_run is not None:
+            on_run(run_report)
+
+    runs, unreadable = order_runs(list(find_runs(targets, roots)))
+    for bad in unreadable:
+        note(bad)
+    ledger = Ledger(options.ledger) if options.ledger is not None and _sends(options) else None
+    try:
+        pending = []
+        for run in runs:
+            if ledger is not None and not options.force and ledger.delivered(run.key):
+                note(RunReport(run.run_results, RunOutcome.ALREADY_DELIVERED))
+            else:
+                pending.append(run)
+        _replay_all(pending, options, ledger, note)
+    finally:
+        if ledger is not None:
+            ledger.close()
+    return report
+
+
+def _sends(options: BackfillOptions) -> bool:
+    return options.replay.output is None and not options.replay.dry_run
+
+
+def _replay_all(
+    runs: Sequence[Run],
+    options: BackfillOptions,
+    ledger: Ledger | None,
+    note: Callable[[RunReport], None],
+) -> None:
+    run_options = replace(options.replay, manifest=None, plan=replace(options.replay.plan, upstream=None))
+    config = options.replay.export or (resolve_export_config() if _sends(options) else None)
+    output = options.replay.output
+    if output is not None and output != STDOUT:
+        output.unlink(missing_ok=True)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dbt-otel-replay-read") as reader:
+        upcoming: Future[Prepared] | None = (
+            reader.submit(prepare, runs[0].run_results, run_options) if runs else None
+        )
+        for index, run in enumerate(runs):
+            assert upcoming is not None
+            current = upcoming
+            # read and encode the next run while this one is being sent
+            upcoming = (
+                reader.submit(prepare, runs[index + 1].run_results, run_options)
+                if index + 1 < len(runs)
+                else None
+            )
+            try:
+                prepared = current.result()
+            except ArtifactError as exc:
+                # the message names the file at fault: run_results.json or its manifest
+                note(RunReport(run.run_results, RunOutcome.SKIPPED, message=str(exc)))
+                continue
+            base = RunReport(
+                run.run_results,
+                RunOutcome.PLANNED,
+                trace_id=prepared.plan.trace_id,
+                command=prepared.plan.invocation.name,
+                nodes=len(prepared.plan.nodes),
+                spans=prepared.span_count,
+                message="; ".join(prepared.warnings),
+            )
+            if options.replay.dry_run:
+                note(base)
+            elif output is not None:
+                _write(prepared, output)
+                note(replace(base, outcome=RunOutcome.WRITTEN))
+            else:
+                assert config is not None
+                delivery = deliver(prepared.requests, config)
+                if delivery.complete:
+                    if ledger is not None:
+                        ledger.record(
+                            run.key,
+                            prepared.plan.trace_id,
+                            run.run_results,
+                            delivery.accepted,
+                            delivery.endpoint,
+                        )
+                    note(replace(base, outcome=RunOutcome.DELIVERED))
+                    continue
+                message = _spill(delivery.unsent, delivery.problems, options)
+                note(replace(base, outcome=RunOutcome.FAILED, spans=delivery.accepted, message=message))
+                for later in runs[index + 1 :]:
+                    note(
+                        RunReport(
+                            later.run_results,
+                            RunOutcome.NOT_ATTEMPTED,
+                            message="the collector stopped accepting",
+                        )
+                    )
+                if upcoming is not None:
+                    upcoming.cancel()
+                return
+
+
+def _write(prepared: Prepared, output: Path) -> None:
+    if output == STDOUT:
+        sys.stdout.write(otlp_json_lines(prepared.requests))
+        sys.stdout.flush()
+        return
+    try:
+        append_otlp_json(prepared.requests, output)
+    except OSError as exc:
+        raise ExportError(f"{output}: cannot write the trace: {exc.strerror or exc}") from None
+
+
+def _spill(
+    unsent: Sequence[ExportTraceServiceRequest], problems: Sequence[str], options: BackfillOptions
+) -> str:
+    reason = problems[0] if problems else "not accepted"
+    spill = options.replay.spill
+    if spill is None:
+        return f"{reason}; not in the ledger, so the next backfill sends this run again"
+    try:
+        append_otlp_json(unsent, spill)
+    except OSError as exc:
+        return f"{reason}; cannot write {spill}: {exc.strerror or exc}"
+    return f"{reason}; {sum(span_count(r) for r in unsent)} spans saved to {spill}"

@@ -1,0 +1,213 @@
+"""Backfill: many archived runs, oldest first, each its own trace, with a ledger and bad runs skipped."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from dbt_otel_replay.cli import main
+from dbt_otel_replay.progress import Progress
+from tests.support.receiver import OtlpReceiver
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts"
+RUNS = ["build", "run", "test", "dbt-1.5/build", "dbt-1.8/build"]
+
+
+def span_total(run: str) -> int:
+    results = json.loads((FIXTURES / run / "run_results.json").read_text())["results"]
+    return 1 + len(results) + sum(len(r["timing"]) for r in results)
+
+
+SPANS = {run: span_total(run) for run in RUNS}
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    """An archive of runs in nested dated folders, half of them gzip-compressed, plus one corrupt run."""
+    root = tmp_path / "archive"
+    for index, run in enumerate(RUNS):
+        folder = root / "2026" / f"{index + 1:02d}" / f"run-{index}"
+        folder.mkdir(parents=True)
+        for name in ("run_results.json", "manifest.json"):
+            data = (FIXTURES / run / name).read_bytes()
+            if index % 2:
+                (folder / f"{name}.gz").write_bytes(gzip.compress(data))
+            else:
+                (folder / name).write_bytes(data)
+    broken = root / "2026" / "broken"
+    broken.mkdir()
+    (broken / "run_results.json").write_text(
+        '{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/ru'
+    )
+    return root
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), env={"TRACEPARENT": "", "OTEL_EXPORTER_OTLP_ENDPOINT": ""})
+
+
+def started(run_name: str) -> str:
+    metadata = json.loads((FIXTURES / run_name / "run_results.json").read_text())["metadata"]
+    return str(metadata.get("invocation_started_at") or metadata["generated_at"])
+
+
+def test_recursive_backfill_sends_every_run_in_order_and_skips_the_bad_one(
+    archive: Path, otlp_receiver: OtlpReceiver
+) -> None:
+    result = run("--recursive", str(archive), "--endpoint", otlp_receiver.grpc_endpoint, "--protocol", "grpc")
+    assert result.exit_code == 1, result.stderr  # something was skipped
+    lines = result.stdout.splitlines()
+    assert (
+        lines[0].startswith("skipped") and "broken/run_results.json" in lines[0] and "ends early" in lines[0]
+    )
+    delivered = [line for line in lines if line.startswith("delivered")]
+    assert len(delivered) == len(RUNS)
+    by_start = sorted(RUNS, key=started)
+    expected_traces = [
+        json.loads((FIXTURES / name / "run_results.json").read_text())["metadata"]["invocation_id"].replace(
+            "-", ""
+        )
+        for name in by_start
+    ]
+    assert [line.split()[1] for line in delivered] == expected_traces, (
+        "replayed in the order the runs happened"
+    )
+    assert otlp_receiver.span_count() == sum(SPANS.values())
+    traces = {r.trace_id for r in otlp_receiver.spans()}
+    assert traces == set(expected_traces), "each run is its own trace"
+    assert f"{len(RUNS) + 1} runs: {len(RUNS)} delivered, 1 skipped" in result.stderr
+
+
+def test_the_ledger_sends_only_what_is_new_and_force_resends(
+    archive: Path, otlp_receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.sqlite"
+    args = [
+        "--recursive",
+        str(archive),
+        "--endpoint",
+        otlp_receiver.http_base_endpoint,
+        "--ledger",
+        str(ledger),
+    ]
+    assert run(*args).exit_code == 1
+    assert otlp_receiver.span_count() == sum(SPANS.values())
+
+    again = run(*args)
+    assert again.exit_code == 1  # the corrupt run is still skipped
+    assert sum(line.startswith("already delivered") for line in again.stdout.splitlines()) == len(RUNS)
+    assert otlp_receiver.span_count() == sum(SPANS.values()), "nothing was sent twice"
+
+    extra = archive / "2026" / "12" / "new-run"
+    shutil.copytree(FIXTURES / "dbt-1.7" / "build", extra)
+    newer = run(*args)
+    assert sum(line.startswith("delivered") for line in newer.stdout.splitlines()) == 1
+    assert otlp_receiver.span_count() == sum(SPANS.values()) + span_total("dbt-1.7/build")
+
+    forced = run(*args, "--force")
+    assert sum(line.startswith("delivered") for line in forced.stdout.splitlines()) == len(RUNS) + 1
+
+
+def test_the_ledger_is_updated_only_after_the_collector_accepted(
+    archive: Path, otlp_receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.sqlite"
+    args = [
+        "--recursive",
+        str(archive),
+        "--endpoint",
+        otlp_receiver.grpc_endpoint,
+        "--protocol",
+        "grpc",
+        "--ledger",
+        str(ledger),
+        "--timeout",
+        "0.5",
+    ]
+    otlp_receiver.fail_next(10_000)
+    failed = run(*args)
+    assert failed.exit_code == 3
+    outcomes = [line.split("  ")[0].strip() for line in failed.stdout.splitlines()]
+    assert outcomes == ["skipped", "failed"] + ["not attempted"] * (len(RUNS) - 1)
+    assert "not in the ledger, so the next backfill sends this run again" in failed.stdout
+
+    otlp_receiver.reset_faults()
+    resumed = run(*args)
+    assert sum(line.startswith("delivered") for line in resumed.stdout.splitlines()) == len(RUNS)
+    assert otlp_receiver.span_count() == sum(SPANS.values())
+
+
+def test_json_summary_is_stable(archive: Path, tmp_path: Path) -> None:
+    result = run("--recursive", str(archive), "-o", str(tmp_path / "all.jsonl"), "--format", "json")
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["version"] == 1
+    assert set(summary["totals"]) == {
+        "runs",
+        "spans",
+        "delivered",
+        "written",
+        "planned",
+        "already_delivered",
+        "skipped",
+        "failed",
+        "not_attempted",
+        "exit_code",
+    }
+    assert summary["totals"]["written"] == len(RUNS) and summary["totals"]["spans"] == sum(SPANS.values())
+    assert set(summary["runs"][0]) == {
+        "run_results",
+        "outcome",
+        "trace_id",
+        "command",
+        "nodes",
+        "spans",
+        "message",
+    }
+    lines = (tmp_path / "all.jsonl").read_text().splitlines()
+    traces = {json.loads(line)["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"] for line in lines}
+    assert len(traces) == len(RUNS)
+
+
+def test_several_target_dirs_are_a_backfill(tmp_path: Path) -> None:
+    result = run(str(FIXTURES / "run"), str(FIXTURES / "test"), "--dry-run")
+    assert result.exit_code == 0
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["planned", "planned"]
+    assert "\r" not in result.stderr, "no progress bar off a terminal"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"],
+            "--traceparent: for one run",
+        ),
+        (["--manifest", "x.json"], "--manifest: for one run"),
+    ],
+)
+def test_single_run_flags_are_refused_in_a_backfill(archive: Path, args: list[str], message: str) -> None:
+    result = run("--recursive", str(archive), "--dry-run", *args)
+    assert result.exit_code == 2 and message in result.stderr
+
+
+def test_backfill_flags_are_refused_for_one_run(tmp_path: Path) -> None:
+    result = run(str(FIXTURES / "run"), "--dry-run", "--ledger", str(tmp_path / "l.sqlite"))
+    assert result.exit_code == 2 and "--ledger: only for a backfill" in result.stderr
+
+
+def test_progress_bar_shows_runs_spans_rate_and_eta() -> None:
+    ticks = iter([0.0, 2.0, 4.0])
+    stream = io.StringIO()
+    progress = Progress(4, stream, clock=lambda: next(ticks))
+    progress.advance(1000)
+    progress.advance(3000)
+    progress.close()
+    last = stream.getvalue().split("\r")[-1]
+    assert "2/4 runs" in last and "4,000 spans" in last and "1,000 spans/s" in last and "eta 4s" in last
