@@ -288,8 +288,18 @@ class Manifest(_Struct, frozen=True):
             )
         )
 
+    def lookup(self) -> dict[str, ManifestNode]:
+        """Every entry of every section by unique id (``nodes`` win over the others).
+
+        Build it once per run: it is what :meth:`node` would search each time.
+        """
+        combined: dict[str, ManifestNode] = {}
+        for section in reversed(self.sections):
+            combined.update(section)
+        return combined
+
     def node(self, unique_id: str) -> ManifestNode | None:
-        """Look a result's node up wherever the manifest keeps it.
+        """Look one result's node up wherever the manifest keeps it.
 
         Args:
             unique_id: The node's unique id, as in run_results.json.

@@ -69,9 +69,6 @@ def build_dag(manifest: Manifest | None) -> Dag:
     if manifest is None:
         return Dag()
     parents = {
-        unique_id: tuple(node.parents)
-        for section in manifest.sections
-        for unique_id, node in section.items()
-        if node.parents
+        unique_id: tuple(node.parents) for unique_id, node in manifest.lookup().items() if node.parents
     }
     return Dag(parents)

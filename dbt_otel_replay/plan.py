@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum, IntEnum
+
+import msgspec
 
 from .artifacts import (
     AdapterResponse,
@@ -93,27 +95,24 @@ class TraceContext:
         return f"00-{self.trace_id}-{self.span_id}-{self.trace_flags:02x}"
 
 
-@dataclass(frozen=True)
-class PlannedEvent:
+class PlannedEvent(msgspec.Struct, frozen=True, gc=False):
     """A point in time on a span, such as a dbt warning."""
 
     name: str
     time_unix_nano: int
-    attributes: Attributes = field(default_factory=dict)
+    attributes: Attributes = msgspec.field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class PlannedLink:
+class PlannedLink(msgspec.Struct, frozen=True, gc=False):
     """A link from a node span to the span of one of its other executed parents."""
 
     trace_id: str
     span_id: str
-    attributes: Attributes = field(default_factory=dict)
+    attributes: Attributes = msgspec.field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class PlannedSpan:
-    """One span of the replayed trace, ready for encoding."""
+class PlannedSpan(msgspec.Struct, frozen=True, gc=False):
+    """One span of the replayed trace, ready for encoding (a plain immutable record, cheap to make)."""
 
     role: SpanRole
     span_id: str
@@ -295,10 +294,11 @@ def _node_spans(
         if r.status in FAILED_STATUSES and r.completed_at is not None
     }
     adapter = artifacts.manifest.metadata.adapter_type if artifacts.manifest else None
+    nodes = artifacts.manifest.lookup() if artifacts.manifest else {}
     unknown: list[str] = []
     spans: list[PlannedSpan] = []
     for result in results:
-        node = artifacts.manifest.node(result.unique_id) if artifacts.manifest else None
+        node = nodes.get(result.unique_id)
         if node is None and artifacts.manifest is not None:
             unknown.append(result.unique_id)
         parents = dag.executed_parents(result.unique_id, executed)
@@ -424,10 +424,11 @@ def _node_events(result: NodeResult, end: int) -> tuple[PlannedEvent, ...]:
 
 
 def _phase_spans(result: NodeResult, node_span: PlannedSpan, ids: _SpanIds) -> list[PlannedSpan]:
-    names = Counter(t.name for t in result.timing)
+    names = [t.name for t in result.timing]
+    repeated = len(set(names)) != len(names)  # two entries of one phase get their index in the id
     spans: list[PlannedSpan] = []
     for index, timing in enumerate(result.timing):
-        key = timing.name if names[timing.name] == 1 else f"{timing.name}#{index}"
+        key = f"{timing.name}#{index}" if repeated and names.count(timing.name) > 1 else timing.name
         spans.append(
             PlannedSpan(
                 role=SpanRole.PHASE,

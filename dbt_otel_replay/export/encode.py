@@ -8,7 +8,7 @@ and acknowledged on its own.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
@@ -20,7 +20,7 @@ from opentelemetry.proto.common.v1.common_pb2 import (
     KeyValue,
 )
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from .. import __version__
 from ..plan import AttributeValue, Plan, PlannedSpan
@@ -34,6 +34,24 @@ Some collectors (rotel, for one) drop a request they would have to split into se
 REQUEST_HEADROOM_BYTES = 1024
 """Room left under the limit for the request's envelope (tags and length prefixes)."""
 
+SHARED_ATTRIBUTE_KEYS = frozenset(
+    {
+        "dbt.phase",
+        "dbt.status",
+        "dbt.node.resource_type",
+        "dbt.node.package_name",
+        "dbt.node.materialized",
+        "dbt.node.tags",
+        "dbt.thread_id",
+        "thread.name",
+        "db.system.name",
+        "db.namespace",
+        "dbt.adapter_response.code",
+    }
+)
+"""Attributes with few distinct values in a run: their encoded messages are built once and reused."""
+
+_KIND_INTERNAL = Span.SpanKind.SPAN_KIND_INTERNAL
 _FLAG_SAMPLED = 0x01
 _FLAG_HAS_IS_REMOTE = 0x100
 _FLAG_IS_REMOTE = 0x200
@@ -59,80 +77,108 @@ def encode_requests(
         The requests, in plan order (parents before children); together they
         hold every span exactly once.
     """
+    encoder = _SpanEncoder(plan)
     resource_message = Resource(attributes=encode_attributes(resource))
     scope = InstrumentationScope(name=SCOPE_NAME, version=__version__)
-    remote_parent = plan.invocation.parent_span_id
     budget = max_request_bytes - REQUEST_HEADROOM_BYTES - resource_message.ByteSize() - scope.ByteSize()
     requests: list[ExportTraceServiceRequest] = []
-    spans = (encode_span(plan, s, remote_parent) for s in plan.spans)
-    for chunk in _chunks(spans, budget, max_spans_per_request):
-        requests.append(
-            ExportTraceServiceRequest(
-                resource_spans=[
-                    ResourceSpans(
-                        resource=resource_message,
-                        scope_spans=[ScopeSpans(scope=scope, spans=chunk)],
-                    )
-                ]
-            )
-        )
+    spans = _new_request(requests, resource_message, scope)
+    size = 0
+    for planned in plan.spans:
+        span = spans.add()
+        encoder.fill(span, planned)
+        span_size = span.ByteSize() + 8  # field tag and length prefix
+        if len(spans) > 1 and (size + span_size > budget or len(spans) > max_spans_per_request):
+            del spans[-1]  # it opens the next request instead
+            spans = _new_request(requests, resource_message, scope)
+            encoder.fill(spans.add(), planned)
+            size = 0
+        size += span_size
     return requests
 
 
-def _chunks(spans: Iterator[Span], budget: int, max_spans: int) -> Iterator[list[Span]]:
-    chunk: list[Span] = []
-    size = 0
-    for span in spans:
-        span_size = span.ByteSize() + 8  # field tag and length prefix
-        if chunk and (size + span_size > budget or len(chunk) >= max_spans):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(span)
-        size += span_size
-    if chunk:
-        yield chunk
+def _new_request(
+    requests: list[ExportTraceServiceRequest], resource: Resource, scope: InstrumentationScope
+) -> Any:
+    """Append an empty request for this resource and scope; return its repeated spans field."""
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.CopyFrom(resource)
+    scope_spans = resource_spans.scope_spans.add()
+    scope_spans.scope.CopyFrom(scope)
+    requests.append(request)
+    return scope_spans.spans
 
 
-def encode_span(plan: Plan, span: PlannedSpan, remote_parent: str | None = None) -> Span:
-    """Encode one planned span as an OTLP ``Span`` message.
+class _SpanEncoder:
+    """Fills OTLP ``Span`` messages in place, reusing the key-values that repeat across spans."""
 
-    Args:
-        plan: The plan the span belongs to (for the trace id and trace state).
-        span: The span.
-        remote_parent: The upstream span id, whose child is marked as having a remote parent.
+    def __init__(self, plan: Plan) -> None:
+        self.trace_id = bytes.fromhex(plan.trace_id)
+        self.trace_state = plan.context.tracestate or ""
+        self.remote_parent = plan.invocation.parent_span_id
+        self._shared: dict[tuple[str, str | tuple[str, ...]], KeyValue] = {}
 
-    Returns:
-        The protobuf message.
-    """
-    is_remote = span.parent_span_id is not None and span.parent_span_id == remote_parent
-    return Span(
-        trace_id=bytes.fromhex(plan.trace_id),
-        span_id=bytes.fromhex(span.span_id),
-        parent_span_id=bytes.fromhex(span.parent_span_id) if span.parent_span_id else b"",
-        trace_state=plan.context.tracestate or "",
-        flags=_FLAG_SAMPLED | _FLAG_HAS_IS_REMOTE | (_FLAG_IS_REMOTE if is_remote else 0),
-        name=span.name,
-        kind=Span.SpanKind.SPAN_KIND_INTERNAL,
-        start_time_unix_nano=span.start_time_unix_nano,
-        end_time_unix_nano=span.end_time_unix_nano,
-        attributes=encode_attributes(span.attributes),
-        events=[
-            Span.Event(
-                time_unix_nano=e.time_unix_nano, name=e.name, attributes=encode_attributes(e.attributes)
+    def fill(self, target: Span, span: PlannedSpan) -> None:
+        """Write one planned span into an (empty) ``Span`` message."""
+        is_remote = span.parent_span_id is not None and span.parent_span_id == self.remote_parent
+        target.trace_id = self.trace_id
+        target.span_id = bytes.fromhex(span.span_id)
+        if span.parent_span_id:
+            target.parent_span_id = bytes.fromhex(span.parent_span_id)
+        if self.trace_state:
+            target.trace_state = self.trace_state
+        target.flags = _FLAG_SAMPLED | _FLAG_HAS_IS_REMOTE | (_FLAG_IS_REMOTE if is_remote else 0)
+        target.name = span.name
+        target.kind = _KIND_INTERNAL
+        target.start_time_unix_nano = span.start_time_unix_nano
+        target.end_time_unix_nano = span.end_time_unix_nano
+        target.attributes.extend(self.key_values(span.attributes))
+        for event in span.events:
+            target.events.add(
+                time_unix_nano=event.time_unix_nano,
+                name=event.name,
+                attributes=encode_attributes(event.attributes),
             )
-            for e in span.events
-        ],
-        links=[
-            Span.Link(
+        for link in span.links:
+            target.links.add(
                 trace_id=bytes.fromhex(link.trace_id),
                 span_id=bytes.fromhex(link.span_id),
                 attributes=encode_attributes(link.attributes),
                 flags=_FLAG_SAMPLED | _FLAG_HAS_IS_REMOTE,
             )
-            for link in span.links
-        ],
-        status=Status(code=int(span.status), message=span.status_message),  # type: ignore[arg-type]
-    )
+        if span.status or span.status_message:
+            target.status.code = int(span.status)  # type: ignore[assignment]
+            target.status.message = span.status_message
+
+    def key_values(self, attributes: Mapping[str, AttributeValue]) -> list[KeyValue]:
+        """Encode attributes, sharing the messages of low-cardinality ones (status, phase, type ...)."""
+        encoded = []
+        shared = self._shared
+        for key, value in attributes.items():
+            if key in SHARED_ATTRIBUTE_KEYS and isinstance(value, (str, tuple)):
+                message = shared.get((key, value))
+                if message is None:
+                    message = shared[(key, value)] = KeyValue(key=key, value=_any_value(value))
+                encoded.append(message)
+            else:
+                encoded.append(KeyValue(key=key, value=_any_value(value)))
+        return encoded
+
+
+def encode_span(plan: Plan, span: PlannedSpan) -> Span:
+    """Encode one planned span as an OTLP ``Span`` message.
+
+    Args:
+        plan: The plan the span belongs to (for the trace id, trace state and remote parent).
+        span: The span.
+
+    Returns:
+        The protobuf message.
+    """
+    message = Span()
+    _SpanEncoder(plan).fill(message, span)
+    return message
 
 
 def encode_attributes(attributes: Mapping[str, AttributeValue]) -> list[KeyValue]:
