@@ -31,10 +31,12 @@ GZIP_SUFFIX = ".gz"
 NEWEST_KNOWN_RUN_RESULTS_VERSION = 6
 NEWEST_KNOWN_MANIFEST_VERSION = 12
 
-_SCHEMA_VERSION = re.compile(r"/dbt/([a-z-]+)/v(\d+)\.json")
+_SCHEMA_VERSION = re.compile(r"/dbt/([a-z-]+)/v(\d{1,9})\.json")
 _GIT_LFS_POINTER = b"version https://git-lfs"
 _GZIP_MAGIC = b"\x1f\x8b"
 _PEEK_BYTES = 4096
+_MAX_UINT64 = 2**64 - 1
+_INT64 = range(-(2**63), 2**63)
 
 
 class Nanos(int):
@@ -155,7 +157,10 @@ class RunArgsWithVars(RunArgs, frozen=True):
             return None
         if isinstance(self.vars, str):
             return self.vars
-        return json.dumps(self.vars, sort_keys=True, separators=(",", ":"), default=str)
+        try:
+            return json.dumps(self.vars, sort_keys=True, separators=(",", ":"), default=str)
+        except (RecursionError, ValueError):
+            return None  # too deep to be anyone's vars
 
 
 class RunResultsMetadata(_Struct, frozen=True):
@@ -321,17 +326,19 @@ def loose_int(value: object) -> int | None:
         value: The field's value.
 
     Returns:
-        The integer, or None for a missing or non-numeric value.
+        The integer, or None for a missing or non-numeric value, or one beyond 64 bits.
     """
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, int):
-        return value
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return int(number) if number.is_integer() else None
+    if not isinstance(value, int):
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+        if not number.is_integer():
+            return None
+        value = int(number)
+    return value if value in _INT64 else None
 
 
 @dataclass(frozen=True)
@@ -465,7 +472,7 @@ def _decode(path: Path, kind: type[_T], name: str, newest: int, warnings: list[s
     try:
         document = msgspec.json.decode(raw, type=kind, dec_hook=_decode_hook)
     except msgspec.ValidationError as exc:
-        _check_kind(path, _schema_version(raw), name, newest, None)
+        _check_kind(path, _schema_version(path, raw), name, newest, None)
         raise ArtifactError(path, _describe(exc)) from None
     except msgspec.DecodeError as exc:
         raise ArtifactError(path, _malformed(exc, raw)) from None
@@ -481,7 +488,10 @@ def _decode_hook(kind: type, value: Any) -> Any:
     if kind is Nanos:
         if not isinstance(value, str):
             raise ValueError(f"expected an ISO 8601 timestamp string, got {value!r}")
-        return Nanos(parse_timestamp(value))
+        nanos = parse_timestamp(value)
+        if not 0 <= nanos <= _MAX_UINT64:
+            raise ValueError(f"{value!r} is outside the times OpenTelemetry can carry (1970 to 2554)")
+        return Nanos(nanos)
     raise NotImplementedError(kind)
 
 
@@ -528,11 +538,17 @@ def _malformed(exc: msgspec.DecodeError, raw: bytes) -> str:
     return f"is not valid JSON ({exc})"
 
 
-def _schema_version(raw: bytes) -> str | None:
+def _schema_version(path: Path, raw: bytes) -> str | None:
     try:
         header = msgspec.json.decode(raw, type=_Header)
-    except (msgspec.MsgspecError, RecursionError, UnicodeDecodeError):
+    except msgspec.ValidationError:
         return None
+    except msgspec.DecodeError as exc:
+        raise ArtifactError(path, _malformed(exc, raw)) from None
+    except UnicodeDecodeError:
+        raise ArtifactError(path, "is not JSON text (not UTF-8)") from None
+    except RecursionError:
+        raise ArtifactError(path, "is not a dbt artifact (JSON nested too deeply)") from None
     version = (header.metadata or {}).get("dbt_schema_version")
     return version if isinstance(version, str) else None
 
@@ -571,13 +587,13 @@ def _check_results(path: Path, run_results: RunResults) -> None:
     seen: set[str] = set()
     for index, result in enumerate(run_results.results):
         if result.unique_id in seen:
-            raise ArtifactError(path, f"results[{index}]: {result.unique_id} appears twice")
+            raise ArtifactError(path, f"results[{index}]: {result.unique_id!r} appears twice")
         seen.add(result.unique_id)
         for phase in result.timing:
             if phase.completed_at < phase.started_at:
                 raise ArtifactError(
                     path,
-                    f"results[{index}] ({result.unique_id}): {phase.name} timing ends before it starts",
+                    f"results[{index}] ({result.unique_id!r}): {phase.name!r} timing ends before it starts",
                 )
 
 

@@ -353,7 +353,8 @@ def _report_resend(resent: ResendResult, *, quiet: bool) -> None:
 
 
 def _fail(ctx: click.Context, error: ReplayError) -> NoReturn:
-    click.echo(f"{PROG}: error: {error}", err=True)
+    one_line = str(error).replace("\r", "\\r").replace("\n", "\\n")
+    click.echo(f"{PROG}: error: {one_line}", err=True)
     ctx.exit(error.exit_code)
 
 

@@ -9,6 +9,8 @@ is listed rule by rule in the README.
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -202,7 +204,9 @@ class _SpanIds:
     invocation_key: str
 
     def derive(self, *parts: str) -> str:
-        digest = hashlib.sha256("\x1f".join((self.trace_id, self.invocation_key, *parts)).encode()).digest()
+        # JSON keeps the parts apart whatever characters they hold (no separator can collide).
+        key = json.dumps([self.trace_id, self.invocation_key, *parts], ensure_ascii=False)
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
         for offset in range(0, len(digest) - 7, 8):
             candidate = digest[offset : offset + 8]
             if any(candidate):
@@ -229,7 +233,7 @@ def _invocation_span(artifacts: Artifacts, ids: _SpanIds, options: PlanOptions) 
     end = run.metadata.generated_at
     start: int | None = run.metadata.invocation_started_at
     if start is None:
-        start = end - round((run.elapsed_time or 0.0) * NANOS_PER_SECOND)
+        start = end - _elapsed_nanos(run.elapsed_time, end)
     failed = Counter(r.status for r in run.results if r.status in FAILED_STATUSES)
     message = ", ".join(f"{count} {status}" for status, count in sorted(failed.items()))
     return PlannedSpan(
@@ -261,6 +265,12 @@ def _invocation_attributes(artifacts: Artifacts, options: PlanOptions) -> dict[s
         "dbt.vars": run.arguments.vars_json if options.include_sql else None,
     }
     return _present(attributes)
+
+
+def _elapsed_nanos(elapsed_time: float | None, end: int) -> int:
+    """elapsed_time in nanoseconds, or 0 when it is missing or cannot be right (negative, before 1970)."""
+    nanos = (elapsed_time or 0.0) * NANOS_PER_SECOND
+    return round(nanos) if math.isfinite(nanos) and 0 <= nanos <= end else 0
 
 
 def db_system_name(adapter_type: str | None) -> str | None:
@@ -424,15 +434,16 @@ def _node_events(result: NodeResult, end: int) -> tuple[PlannedEvent, ...]:
 
 
 def _phase_spans(result: NodeResult, node_span: PlannedSpan, ids: _SpanIds) -> list[PlannedSpan]:
-    names = [t.name for t in result.timing]
-    repeated = len(set(names)) != len(names)  # two entries of one phase get their index in the id
+    seen: dict[str, int] = {}
     spans: list[PlannedSpan] = []
-    for index, timing in enumerate(result.timing):
-        key = f"{timing.name}#{index}" if repeated and names.count(timing.name) > 1 else timing.name
+    for timing in result.timing:
+        occurrence = seen[timing.name] = seen.get(timing.name, -1) + 1
+        # a phase named twice gets its occurrence as a part of its own; the first keeps the plain key
+        key = (timing.name,) if occurrence == 0 else (timing.name, str(occurrence))
         spans.append(
             PlannedSpan(
                 role=SpanRole.PHASE,
-                span_id=ids.derive("phase", result.unique_id, key),
+                span_id=ids.derive("phase", result.unique_id, *key),
                 parent_span_id=node_span.span_id,
                 name=timing.name,
                 start_time_unix_nano=timing.started_at,
