@@ -41,6 +41,19 @@ DEFAULT_SQL_MAX_CHARS = 4096
 """How much compiled SQL --include-sql exports per node."""
 SQL_TRUNCATION_MARK = "\n-- [truncated by dbt-otel-replay]"
 _RELATION_TYPES = frozenset({"model", "seed", "snapshot"})
+_TASK_RESULTS = {  # dbt status -> OpenTelemetry cicd.pipeline.task.run.result
+    "success": "success",
+    "pass": "success",
+    "warn": "success",
+    "no-op": "success",
+    "reused": "success",
+    "error": "failure",
+    "fail": "failure",
+    "partial success": "failure",
+    "runtime error": "error",
+    "skipped": "skip",
+}
+_TASK_TYPES = {"model": "build", "seed": "build", "snapshot": "build", "test": "test", "unit_test": "test"}
 _DB_SYSTEM_NAMES = {
     "postgres": "postgresql",
     "redshift": "aws.redshift",
@@ -263,6 +276,11 @@ def _invocation_attributes(artifacts: Artifacts, options: PlanOptions) -> dict[s
         "dbt.elapsed_time": run.elapsed_time,
         "dbt.result_count": len(run.results),
         "dbt.vars": run.arguments.vars_json if options.include_sql else None,
+        "cicd.pipeline.name": (manifest.metadata.project_name if manifest else None) or f"dbt {run.command}",
+        "cicd.pipeline.run.id": run.metadata.invocation_id,
+        "cicd.pipeline.result": (
+            "failure" if any(r.status in FAILED_STATUSES for r in run.results) else "success"
+        ),
     }
     return _present(attributes)
 
@@ -371,6 +389,9 @@ def _node_attributes(
         "dbt.adapter_response.bytes_processed": loose_int(response.bytes_processed),
         "dbt.adapter_response.code": _text(response.code),
         "db.query.text": _sql(result.sql, options) if options.include_sql else None,
+        "cicd.pipeline.task.name": result.unique_id,
+        "cicd.pipeline.task.run.id": result.unique_id,
+        "cicd.pipeline.task.run.result": _TASK_RESULTS.get(result.status),
     }
     if result.batch_results is not None:
         attributes.update(_batch_attributes(result.batch_results))
@@ -407,6 +428,7 @@ def _manifest_attributes(node: ManifestNode, adapter: str | None) -> dict[str, A
         "db.system.name": db_system_name(adapter),
         "db.namespace": _namespace(node, adapter) if has_relation else None,
         "db.collection.name": (node.alias or node.name) if has_relation else None,
+        "cicd.pipeline.task.type": _TASK_TYPES.get(node.resource_type or ""),
     }
 
 

@@ -210,3 +210,30 @@ def test_results_missing_from_the_manifest_nest_under_the_invocation_with_a_warn
     plan = plan_trace(stale)
     assert node(plan, uid).parent_span_id == plan.invocation.span_id
     assert any(uid in w and "nested directly under the invocation span" in w for w in plan.warnings)
+
+
+def test_cicd_semantic_conventions(build: Artifacts, plan: Plan) -> None:
+    root = plan.invocation.attributes
+    assert root["cicd.pipeline.name"] == PROJECT
+    assert root["cicd.pipeline.run.id"] == build.run_results.metadata.invocation_id
+    assert root["cicd.pipeline.result"] == "failure"
+    expected = {
+        "success": "success",
+        "pass": "success",
+        "warn": "success",
+        "fail": "failure",
+        "error": "failure",
+        "skipped": "skip",
+    }
+    for span in plan.nodes:
+        assert (
+            span.attributes["cicd.pipeline.task.run.result"] == expected[str(span.attributes["dbt.status"])]
+        )
+        assert span.attributes["cicd.pipeline.task.name"] == span.attributes["dbt.node.unique_id"]
+    assert node(plan, f"model.{PROJECT}.orders").attributes["cicd.pipeline.task.type"] == "build"
+    (unit,) = [s for s in plan.nodes if s.attributes["dbt.node.resource_type"] == "unit_test"]
+    assert unit.attributes["cicd.pipeline.task.type"] == "test"
+    assert (
+        "cicd.pipeline.task.type"
+        not in node(plan, f"operation.{PROJECT}.{PROJECT}-on-run-start-0").attributes
+    )
