@@ -21,7 +21,7 @@ from .backfill import BackfillOptions, RunReport, backfill, find_runs
 from .errors import EXIT_OK, ReplayError
 from .export.config import Protocol, parse_header, resolve_export_config
 from .export.file import STDOUT
-from .plan import DEFAULT_SQL_MAX_CHARS, PlanOptions, TraceContext
+from .plan import DEFAULT_SQL_MAX_CHARS, Nesting, PlanOptions, TraceContext
 from .progress import Progress
 from .propagation import context_from_environment, parse_traceparent, read_carrier
 from .replay import ReplayOptions, ReplayResult, ResendResult, replay, resource_attributes
@@ -33,6 +33,7 @@ from .summary import (
     render_run_line,
     render_summary,
     render_tree,
+    summary_document,
 )
 
 PROG = "dbt-otel-replay"
@@ -148,7 +149,16 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
-    help="Backfill: one line per run, or one JSON summary, on stdout.",
+    help="The summary as text on stderr, or as one versioned JSON document on stdout "
+    "(a backfill: one line per run, or one JSON summary, on stdout).",
+)
+@click.option(
+    "--nesting",
+    type=click.Choice(["first-parent", "critical"]),
+    default="first-parent",
+    show_default=True,
+    help="Nest each node under its first executed parent, or under the parent that finished last "
+    "before it started (the one that held it back). The other parents are span links either way.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No summary; only warnings and errors on stderr.")
 @click.version_option(__version__, "--version", prog_name=PROG)
@@ -175,6 +185,7 @@ def main(
     ledger: Path | None,
     force: bool,
     output_format: str,
+    nesting: str,
     quiet: bool,
 ) -> None:
     """Replay the dbt run in TARGET_DIR (run_results.json + manifest.json) as one OpenTelemetry trace.
@@ -200,7 +211,7 @@ def main(
             "--traceparent-to": traceparent_to,
             "--manifest": manifest,
         },
-        {"--ledger": ledger, "--force": force, "--format json": output_format == "json"},
+        {"--ledger": ledger, "--force": force},
     )
     if resend is not None and (output or dry_run):
         raise click.UsageError("--resend sends; it cannot be combined with --output or --dry-run")
@@ -221,7 +232,9 @@ def main(
             backfill_options = BackfillOptions(
                 replay=ReplayOptions(
                     export=export,
-                    plan=PlanOptions(include_sql=include_sql, sql_max_chars=sql_max_chars),
+                    plan=PlanOptions(
+                        include_sql=include_sql, sql_max_chars=sql_max_chars, nesting=_nesting(nesting)
+                    ),
                     output=output,
                     dry_run=dry_run,
                     resource=resource_attributes(service_name),
@@ -241,6 +254,7 @@ def main(
                     upstream=_upstream(traceparent, traceparent_from),
                     include_sql=include_sql,
                     sql_max_chars=sql_max_chars,
+                    nesting=_nesting(nesting),
                 ),
                 output=output,
                 dry_run=dry_run,
@@ -250,7 +264,7 @@ def main(
                 spill=spill,
             )
             result = replay(targets[0], options)
-            _report(result, dry_run=dry_run, quiet=quiet)
+            _report(result, dry_run=dry_run, quiet=quiet, json_format=output_format == "json")
             failure = result.failure
     except ReplayError as exc:
         _fail(ctx, exc)
@@ -330,9 +344,17 @@ def _upstream(traceparent: str | None, traceparent_from: Path | None) -> TraceCo
     return context_from_environment(os.environ)
 
 
-def _report(result: ReplayResult, *, dry_run: bool, quiet: bool) -> None:
+def _nesting(value: str) -> Nesting:
+    return "critical" if value == "critical" else "first-parent"
+
+
+def _report(result: ReplayResult, *, dry_run: bool, quiet: bool, json_format: bool) -> None:
     for warning in result.warnings:
         click.echo(f"{PROG}: warning: {warning}", err=True)
+    if json_format:
+        document = summary_document(result.plan, result.destination, result.warnings)
+        click.echo(json.dumps(document, indent=2))
+        return
     if dry_run:
         click.echo(render_tree(result.plan), nl=False)
     if quiet:

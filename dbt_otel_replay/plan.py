@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum, IntEnum
+from typing import Literal
 
 import msgspec
 
@@ -27,6 +28,7 @@ from .artifacts import (
     RunResults,
     loose_int,
 )
+from .critical import Window, critical_chain, holding_parent
 from .dag import Dag, build_dag
 from .timestamps import NANOS_PER_SECOND
 
@@ -37,6 +39,8 @@ FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 """dbt statuses that make a span's status ERROR."""
 WARNING_STATUSES = frozenset({"warn", "partial success"})
 """dbt statuses recorded as an event (``dbt.warn``, ``dbt.partial_success``) on a span without error."""
+HOOK_PREFIX = "operation."
+"""unique_id prefix of on-run-start/on-run-end hooks, which run outside the DAG."""
 DEFAULT_SQL_MAX_CHARS = 4096
 """How much compiled SQL --include-sql exports per node."""
 SQL_TRUNCATION_MARK = "\n-- [truncated by dbt-otel-replay]"
@@ -70,6 +74,9 @@ _DB_SYSTEM_NAMES = {
     "duckdb": "duckdb",
     "snowflake": "snowflake",
 }
+
+
+Nesting = Literal["first-parent", "critical"]
 
 
 class SpanRole(Enum):
@@ -175,11 +182,15 @@ class PlanOptions:
         upstream: A context to join: the invocation span becomes its child.
         include_sql: Export compiled SQL and ``args.vars`` (off: they can hold secrets).
         sql_max_chars: Where compiled SQL is cut when it is exported.
+        nesting: ``first-parent`` nests a node under its first executed parent (the
+            contract's default); ``critical`` under the parent that finished last
+            before it started. The other parents are links either way.
     """
 
     upstream: TraceContext | None = None
     include_sql: bool = False
     sql_max_chars: int = DEFAULT_SQL_MAX_CHARS
+    nesting: Nesting = "first-parent"
 
 
 def plan_trace(artifacts: Artifacts, options: PlanOptions | None = None) -> Plan:
@@ -315,6 +326,15 @@ def _node_spans(
 ) -> list[PlannedSpan]:
     results = artifacts.run_results.results
     executed = {r.unique_id for r in results}
+    parents_of = {r.unique_id: dag.executed_parents(r.unique_id, executed) for r in results}
+    windows = {
+        r.unique_id: Window(r.started_at, r.completed_at)
+        for r in results
+        if r.started_at is not None and r.completed_at is not None
+    }
+    # on-run-start/end hooks run outside the DAG: they cannot hold a node back
+    dag_windows = {uid: w for uid, w in windows.items() if not uid.startswith(HOOK_PREFIX)}
+    critical = set(critical_chain(dag_windows, parents_of))
     node_ids = {uid: ids.derive("node", uid) for uid in executed}
     failure_ends = {
         r.unique_id: r.completed_at
@@ -329,8 +349,11 @@ def _node_spans(
         node = nodes.get(result.unique_id)
         if node is None and artifacts.manifest is not None:
             unknown.append(result.unique_id)
-        parents = dag.executed_parents(result.unique_id, executed)
+        parents = _nesting_order(result.unique_id, parents_of[result.unique_id], windows, options.nesting)
         start, end = _node_window(result, dag, failure_ends, invocation.end_time_unix_nano)
+        attributes = _node_attributes(result, node, adapter, options)
+        if result.unique_id in critical:
+            attributes["dbt.critical_path"] = True
         span = PlannedSpan(
             role=SpanRole.NODE,
             span_id=node_ids[result.unique_id],
@@ -338,7 +361,7 @@ def _node_spans(
             name=result.unique_id or "(no unique_id)",
             start_time_unix_nano=start,
             end_time_unix_nano=end,
-            attributes=_node_attributes(result, node, adapter, options),
+            attributes=attributes,
             events=_node_events(result, end),
             links=tuple(
                 PlannedLink(ids.trace_id, node_ids[p], {"dbt.node.unique_id": p}) for p in parents[1:]
@@ -357,6 +380,18 @@ def _node_spans(
             "they are nested directly under the invocation span"
         )
     return spans
+
+
+def _nesting_order(
+    unique_id: str, parents: tuple[str, ...], windows: Mapping[str, Window], nesting: Nesting
+) -> tuple[str, ...]:
+    """The parents with the one to nest under first (the others become links, in dbt's order)."""
+    if nesting != "critical":
+        return parents
+    chosen = holding_parent(unique_id, parents, windows)
+    if chosen is None:
+        return parents
+    return (chosen, *(p for p in parents if p != chosen))
 
 
 def _node_window(

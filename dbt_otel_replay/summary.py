@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .analysis import RunAnalysis, analyse
 from .backfill import BackfillReport, RunOutcome, RunReport
 from .plan import FAILED_STATUSES, Plan, PlannedSpan, StatusCode, status_counts
 
@@ -94,9 +95,93 @@ def render_summary(plan: Plan, outcome: Outcome) -> str:
     ]
     lines.extend(_slowest(nodes))
     lines.extend(_failures(nodes))
+    analysis = analyse(plan)
+    lines.extend(_critical_path(analysis))
+    lines.extend(_threads(analysis))
     if outcome.traceparent:
         lines.append(f"  traceparent {plan.context.traceparent} written to {outcome.traceparent}")
     return "\n".join(lines) + "\n"
+
+
+def summary_document(plan: Plan, destination: str, warnings: Sequence[str] = ()) -> dict[str, object]:
+    """One run's summary as a JSON-serialisable document (``--format json``), versioned.
+
+    Args:
+        plan: The replayed plan.
+        destination: Where the spans went, in words.
+        warnings: The run's warnings.
+
+    Returns:
+        The document; its keys are pinned by a test.
+    """
+    analysis = analyse(plan)
+    nodes = plan.nodes
+    slowest = sorted(nodes, key=lambda s: (-s.duration_seconds, s.name))[:SLOWEST_SHOWN]
+    return {
+        "version": SUMMARY_FORMAT_VERSION,
+        "trace_id": plan.trace_id,
+        "traceparent": plan.context.traceparent,
+        "command": plan.invocation.name,
+        "invocation_id": plan.invocation.attributes.get("dbt.invocation_id"),
+        "destination": destination,
+        "spans": len(plan.spans),
+        "nodes": len(nodes),
+        "statuses": dict(status_counts(nodes).most_common()),
+        "wall_time_seconds": plan.invocation.duration_seconds,
+        "slowest": [_node_entry(s) for s in slowest],
+        "failures": [
+            {**_node_entry(s), "message": s.status_message}
+            for s in nodes
+            if s.attributes.get("dbt.status") in FAILED_STATUSES
+        ],
+        "critical_path": [
+            {**_node_entry(step.span), "wait_seconds": step.wait_seconds} for step in analysis.critical_path
+        ],
+        "critical_path_seconds": analysis.critical_seconds,
+        "threads": [
+            {"name": t.name, "busy_seconds": t.busy_seconds, "utilisation": t.utilisation, "nodes": t.nodes}
+            for t in analysis.threads
+        ],
+        "execution_window_seconds": analysis.window_seconds,
+        "idle_share": analysis.idle_share,
+        "warnings": list(warnings),
+    }
+
+
+def _node_entry(span: PlannedSpan) -> dict[str, object]:
+    return {
+        "unique_id": span.attributes.get("dbt.node.unique_id", span.name),
+        "status": span.attributes.get("dbt.status"),
+        "seconds": span.duration_seconds,
+    }
+
+
+def _critical_path(analysis: RunAnalysis) -> list[str]:
+    steps = analysis.critical_path
+    if not steps:
+        return []
+    lines = [
+        f"  critical path: {len(steps)} nodes, {analysis.critical_seconds:.3f} s from first start to last end"
+    ]
+    for step in steps:
+        wait = f"  (waited {step.wait_seconds:.3f} s)" if step.wait_seconds >= 0.0005 else ""
+        lines.append(f"    {step.span.duration_seconds:9.3f} s  {step.unique_id}{wait}")
+    return lines
+
+
+def _threads(analysis: RunAnalysis) -> list[str]:
+    if not analysis.threads:
+        return []
+    lines = [
+        f"  threads: {analysis.idle_share:.0%} idle over the {analysis.window_seconds:.3f} s execution window"
+    ]
+    width = max(len(t.name) for t in analysis.threads)
+    for thread in analysis.threads:
+        lines.append(
+            f"    {thread.name:<{width}}  {thread.utilisation:4.0%} busy  "
+            f"{thread.busy_seconds:8.3f} s  {thread.nodes} nodes"
+        )
+    return lines
 
 
 def _slowest(nodes: Sequence[PlannedSpan]) -> list[str]:

@@ -1,0 +1,141 @@
+"""Why a run took as long as it did: critical path, --nesting critical, thread utilisation, JSON summary."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from dbt_otel_replay.analysis import analyse
+from dbt_otel_replay.artifacts import load_artifacts
+from dbt_otel_replay.cli import main
+from dbt_otel_replay.critical import Window, critical_chain, holding_parent
+from dbt_otel_replay.plan import PlannedSpan, PlanOptions, plan_trace
+from tests.support.contract import nanos
+
+BUILD = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts" / "build"
+P = "replay_fixture"
+
+
+def by_uid(spans: tuple[PlannedSpan, ...]) -> dict[str, PlannedSpan]:
+    return {str(s.attributes["dbt.node.unique_id"]): s for s in spans}
+
+
+def test_critical_path_of_the_fixture_build_matches_the_hand_computed_chain() -> None:
+    # By hand, from fixtures/artifacts/build/run_results.json (seconds after the first node started):
+    # the last DAG node to finish is model customer_ltv (ends last; hooks run outside the DAG).
+    # Its only executed parent, customer_orders, ended before it started.
+    # customer_orders has three parents; stg_payments (pg_sleep pre-hook) finished last of them.
+    # stg_payments' parent is the seed raw_payments, which has no parent: the chain ends there.
+    plan = plan_trace(load_artifacts(BUILD))
+    analysis = analyse(plan)
+    expected = [
+        f"seed.{P}.raw_payments",
+        f"model.{P}.stg_payments",
+        f"model.{P}.customer_orders",
+        f"model.{P}.customer_ltv",
+    ]
+    assert [step.unique_id for step in analysis.critical_path] == expected
+    marked = [uid for uid, span in by_uid(plan.nodes).items() if span.attributes.get("dbt.critical_path")]
+    assert sorted(marked) == sorted(expected)
+    results = {r["unique_id"]: r for r in json.loads((BUILD / "run_results.json").read_text())["results"]}
+
+    def window(uid: str) -> tuple[int, int]:
+        timing = results[uid]["timing"]
+        return min(nanos(t["started_at"]) for t in timing), max(nanos(t["completed_at"]) for t in timing)
+
+    for before, after, step in zip(expected[:-1], expected[1:], analysis.critical_path[1:], strict=True):
+        assert step.wait_seconds == (window(after)[0] - window(before)[1]) / 1e9
+    assert analysis.critical_seconds == (window(expected[-1])[1] - window(expected[0])[0]) / 1e9
+
+
+def test_the_chain_steps_to_the_parent_that_finished_last_before_the_start() -> None:
+    windows = {
+        "a": Window(0, 10),
+        "b": Window(0, 30),
+        "late": Window(0, 45),  # still running when c started: it did not hold c back
+        "c": Window(40, 50),
+        "d": Window(55, 60),
+    }
+    parents = {"c": ["a", "b", "late"], "d": ["c"]}
+    assert critical_chain(windows, parents) == ["b", "c", "d"]
+    assert holding_parent("c", parents["c"], windows) == "b"
+    assert holding_parent("a", [], windows) is None
+    assert critical_chain({}, {}) == []
+
+
+def test_nesting_critical_nests_under_the_parent_that_held_the_node_back() -> None:
+    artifacts = load_artifacts(BUILD)
+    first = by_uid(plan_trace(artifacts).nodes)
+    critical = by_uid(plan_trace(artifacts, PlanOptions(nesting="critical")).nodes)
+    uid = f"model.{P}.customer_orders"
+    parents = [f"model.{P}.stg_customers", f"model.{P}.stg_orders", f"model.{P}.stg_payments"]
+    assert first[uid].parent_span_id == first[parents[0]].span_id
+    assert critical[uid].parent_span_id == critical[parents[2]].span_id
+    assert [link.span_id for link in critical[uid].links] == [critical[p].span_id for p in parents[:2]]
+    assert {s.span_id for s in critical.values()} == {s.span_id for s in first.values()}, "same span ids"
+
+
+def test_thread_utilisation_counts_each_worker_threads_busy_time() -> None:
+    analysis = analyse(plan_trace(load_artifacts(BUILD)))
+    busy: dict[str, int] = defaultdict(int)
+    ends, starts = [], []
+    for result in json.loads((BUILD / "run_results.json").read_text())["results"]:
+        if result["timing"] and not result["unique_id"].startswith("operation."):
+            start = min(nanos(t["started_at"]) for t in result["timing"])
+            end = max(nanos(t["completed_at"]) for t in result["timing"])
+            busy[result["thread_id"]] += end - start
+            starts.append(start)
+            ends.append(end)
+    window = max(ends) - min(starts)
+    assert {t.name: t.busy_seconds for t in analysis.threads} == {k: v / 1e9 for k, v in busy.items()}
+    assert analysis.window_seconds == window / 1e9
+    assert abs(analysis.idle_share - (1 - sum(busy.values()) / (window * len(busy)))) < 1e-12
+    assert len(analysis.threads) == 4, "the four worker threads; hooks run on main, outside the DAG"
+
+
+def test_summary_and_json_format(tmp_path: Path) -> None:
+    text = CliRunner().invoke(main, [str(BUILD), "--dry-run"], env={"TRACEPARENT": ""})
+    assert "critical path: 4 nodes" in text.stderr and "threads: " in text.stderr
+    assert f"model.{P}.customer_orders  (waited " in text.stderr
+    result = CliRunner().invoke(
+        main,
+        [
+            str(BUILD),
+            "-o",
+            str(tmp_path / "t.json"),
+            "--traceparent-to",
+            str(tmp_path / "tp"),
+            "--format",
+            "json",
+        ],
+        env={"TRACEPARENT": ""},
+    )
+    assert result.exit_code == 0
+    document = json.loads(result.stdout)
+    assert set(document) == {
+        "version",
+        "trace_id",
+        "traceparent",
+        "command",
+        "invocation_id",
+        "destination",
+        "spans",
+        "nodes",
+        "statuses",
+        "wall_time_seconds",
+        "slowest",
+        "failures",
+        "critical_path",
+        "critical_path_seconds",
+        "threads",
+        "execution_window_seconds",
+        "idle_share",
+        "warnings",
+    }
+    assert document["version"] == 1 and document["spans"] == 94 and document["nodes"] == 33
+    assert [step["unique_id"] for step in document["critical_path"]][-1] == f"model.{P}.customer_ltv"
+    assert {f["status"] for f in document["failures"]} == {"error", "fail"}
+    assert set(document["threads"][0]) == {"name", "busy_seconds", "utilisation", "nodes"}
