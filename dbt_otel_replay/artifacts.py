@@ -470,16 +470,10 @@ _T = TypeVar("_T", bound=_Struct)
 def _decode(path: Path, kind: type[_T], name: str, newest: int, warnings: list[str] | None) -> _T:
     raw = _read(path)
     try:
-        document = msgspec.json.decode(raw, type=kind, dec_hook=_decode_hook)
+        document = _parse(path, raw, kind)
     except msgspec.ValidationError as exc:
         _check_kind(path, _schema_version(path, raw), name, newest, None)
         raise ArtifactError(path, _describe(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise ArtifactError(path, _malformed(exc, raw)) from None
-    except UnicodeDecodeError:
-        raise ArtifactError(path, "is not JSON text (not UTF-8)") from None
-    except RecursionError:
-        raise ArtifactError(path, "is not a dbt artifact (JSON nested too deeply)") from None
     _check_kind(path, document.metadata.dbt_schema_version, name, newest, warnings)  # type: ignore[attr-defined]
     return document
 
@@ -538,17 +532,30 @@ def _malformed(exc: msgspec.DecodeError, raw: bytes) -> str:
     return f"is not valid JSON ({exc})"
 
 
-def _schema_version(path: Path, raw: bytes) -> str | None:
+def _parse(path: Path, raw: bytes, kind: type[_T]) -> _T:
+    """Decode JSON into ``kind``; any failure but a type mismatch becomes an ArtifactError.
+
+    Raises:
+        msgspec.ValidationError: When the JSON is fine but does not fit ``kind``.
+        ArtifactError: When it is not JSON at all.
+    """
     try:
-        header = msgspec.json.decode(raw, type=_Header)
+        return msgspec.json.decode(raw, type=kind, dec_hook=_decode_hook)
     except msgspec.ValidationError:
-        return None
+        raise
     except msgspec.DecodeError as exc:
         raise ArtifactError(path, _malformed(exc, raw)) from None
     except UnicodeDecodeError:
         raise ArtifactError(path, "is not JSON text (not UTF-8)") from None
     except RecursionError:
         raise ArtifactError(path, "is not a dbt artifact (JSON nested too deeply)") from None
+
+
+def _schema_version(path: Path, raw: bytes) -> str | None:
+    try:
+        header = _parse(path, raw, _Header)
+    except msgspec.ValidationError:
+        return None
     version = (header.metadata or {}).get("dbt_schema_version")
     return version if isinstance(version, str) else None
 

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -228,40 +229,31 @@ def main(
             resent = resend_spill(resend, export)
             _report_resend(resent, quiet=quiet)
             failure = resent.failure
-        elif backfilling:
-            backfill_options = BackfillOptions(
-                replay=ReplayOptions(
-                    export=export,
-                    plan=PlanOptions(
-                        include_sql=include_sql, sql_max_chars=sql_max_chars, nesting=_nesting(nesting)
-                    ),
-                    output=output,
-                    dry_run=dry_run,
-                    resource=resource_attributes(service_name),
-                    spill=spill,
-                ),
-                ledger=ledger,
-                force=force,
-            )
-            code = _run_backfill(
-                targets, roots, backfill_options, json_format=output_format == "json", quiet=quiet
-            )
-            ctx.exit(code)
         else:
-            options = ReplayOptions(
+            common = ReplayOptions(
                 export=export,
                 plan=PlanOptions(
-                    upstream=_upstream(traceparent, traceparent_from),
-                    include_sql=include_sql,
-                    sql_max_chars=sql_max_chars,
-                    nesting=_nesting(nesting),
+                    include_sql=include_sql, sql_max_chars=sql_max_chars, nesting=_nesting(nesting)
                 ),
                 output=output,
                 dry_run=dry_run,
-                manifest=manifest,
-                traceparent_to=traceparent_to,
                 resource=resource_attributes(service_name),
                 spill=spill,
+            )
+            if backfilling:
+                code = _run_backfill(
+                    targets,
+                    roots,
+                    BackfillOptions(replay=common, ledger=ledger, force=force),
+                    json_format=output_format == "json",
+                    quiet=quiet,
+                )
+                ctx.exit(code)
+            options = replace(
+                common,
+                plan=replace(common.plan, upstream=_upstream(traceparent, traceparent_from)),
+                manifest=manifest,
+                traceparent_to=traceparent_to,
             )
             result = replay(targets[0], options)
             _report(result, dry_run=dry_run, quiet=quiet, json_format=output_format == "json")
