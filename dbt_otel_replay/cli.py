@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -18,8 +19,10 @@ from typing import NoReturn
 import click
 
 from . import __version__
+from ._files import write_text_atomically
+from .analysis import analyse
 from .backfill import BackfillOptions, RunReport, backfill, find_runs
-from .errors import EXIT_OK, ReplayError
+from .errors import EXIT_OK, ExportError, ReplayError
 from .export.config import Protocol, parse_header, resolve_export_config
 from .export.file import STDOUT
 from .plan import DEFAULT_SQL_MAX_CHARS, Nesting, PlanOptions, TraceContext
@@ -27,6 +30,7 @@ from .progress import Progress
 from .propagation import context_from_environment, parse_traceparent, read_carrier
 from .replay import ReplayOptions, ReplayResult, ResendResult, replay, resource_attributes
 from .replay import resend as resend_spill
+from .report import render_html
 from .summary import (
     Outcome,
     backfill_summary,
@@ -36,8 +40,11 @@ from .summary import (
     render_tree,
     summary_document,
 )
+from .waterfall import render_waterfall
 
 PROG = "dbt-otel-replay"
+WATERFALL_WIDTH = 120
+"""The waterfall's width when stdout is not a terminal."""
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -154,6 +161,18 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     "(a backfill: one line per run, or one JSON summary, on stdout).",
 )
 @click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Also write a self-contained HTML report: Gantt by thread, critical path, slowest nodes, failures.",
+)
+@click.option(
+    "--waterfall",
+    is_flag=True,
+    help="Also draw the run on stdout as lanes per thread (always with --dry-run); coloured on a terminal.",
+)
+@click.option(
     "--nesting",
     type=click.Choice(["first-parent", "critical"]),
     default="first-parent",
@@ -186,6 +205,8 @@ def main(
     ledger: Path | None,
     force: bool,
     output_format: str,
+    html_path: Path | None,
+    waterfall: bool,
     nesting: str,
     quiet: bool,
 ) -> None:
@@ -214,6 +235,7 @@ def main(
         },
         {"--ledger": ledger, "--force": force},
     )
+    _check_backfill_flags(backfilling, {"--html": html_path, "--waterfall": waterfall}, {})
     if resend is not None and (output or dry_run):
         raise click.UsageError("--resend sends; it cannot be combined with --output or --dry-run")
     try:
@@ -256,7 +278,9 @@ def main(
                 traceparent_to=traceparent_to,
             )
             result = replay(targets[0], options)
-            _report(result, dry_run=dry_run, quiet=quiet, json_format=output_format == "json")
+            json_format = output_format == "json"
+            _report(result, dry_run=dry_run, quiet=quiet, json_format=json_format)
+            _views(result, html_path, waterfall=waterfall or (dry_run and not json_format))
             failure = result.failure
     except ReplayError as exc:
         _fail(ctx, exc)
@@ -334,6 +358,23 @@ def _upstream(traceparent: str | None, traceparent_from: Path | None) -> TraceCo
     if traceparent_from:
         return read_carrier(traceparent_from)
     return context_from_environment(os.environ)
+
+
+def _views(result: ReplayResult, html_path: Path | None, *, waterfall: bool) -> None:
+    """Write the HTML report and draw the waterfall, when asked for."""
+    if html_path is None and not waterfall:
+        return
+    analysis = analyse(result.plan)
+    if html_path is not None:
+        try:
+            write_text_atomically(html_path, render_html(result.plan, analysis))
+        except OSError as exc:
+            raise ExportError(f"{html_path}: cannot write the report: {exc.strerror or exc}") from None
+    if waterfall:
+        terminal = sys.stdout.isatty()
+        width = shutil.get_terminal_size().columns if terminal else WATERFALL_WIDTH
+        color = terminal and not os.environ.get("NO_COLOR")
+        click.echo(render_waterfall(result.plan, analysis, width=max(width, 60), color=color), nl=False)
 
 
 def _nesting(value: str) -> Nesting:

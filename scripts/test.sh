@@ -16,6 +16,12 @@ quiet_pip -e '.[dev]'
 
 bash scripts/start-postgres.sh
 
+# The HTML report is checked in headless Chromium (Debian's package); its tests skip without it.
+if [[ ! -x /usr/bin/chromium && "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  echo "== installing Debian's chromium for the HTML report tests" >&2
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 from pathlib import Path
@@ -168,3 +169,30 @@ def test_help_documents_exit_codes_and_version() -> None:
     help_text = run("--help").stdout
     assert "Exit codes: 0 delivered, 1 bad input, 2 usage, 3 export failed." in " ".join(help_text.split())
     assert run("--version").stdout.startswith("dbt-otel-replay, version ")
+
+
+def test_html_report_and_waterfall(target: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    result = run(str(target), "-o", str(tmp_path / "t.json"), "--html", str(report), "--waterfall", "-q")
+    assert result.exit_code == 0, result.stderr
+    page = report.read_text()
+    assert (
+        'id="gantt"' in page and 'id="critical-path"' in page and "model.replay_fixture.customer_ltv" in page
+    )
+    assert "Thread-2 " in result.stdout and "critical path: 4 nodes" in result.stdout
+    assert "\x1b[" not in result.stdout, "no colour off a terminal"
+    assert max(len(line) for line in result.stdout.splitlines()) <= 120
+
+
+def test_dry_run_draws_the_waterfall_after_the_tree_but_json_stays_pure(target: Path) -> None:
+    text = run(str(target), "--dry-run", "-q").stdout
+    assert text.index("└─ ") < text.index("critical path: 4 nodes")
+    document = run(str(target), "--dry-run", "--format", "json").stdout
+    assert json.loads(document)["version"] == 1
+
+
+def test_views_are_for_one_run(tmp_path: Path) -> None:
+    result = run(
+        str(FIXTURES / "run"), str(FIXTURES / "test"), "--dry-run", "--html", str(tmp_path / "r.html")
+    )
+    assert result.exit_code == 2 and "--html: for one run" in result.stderr

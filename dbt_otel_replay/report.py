@@ -1,0 +1,521 @@
+"""A one-page HTML report of a planned run: metadata, a Gantt chart by thread, the critical path. Pure.
+
+The page is self-contained: inline CSS, an inline SVG chart and a few lines of
+inline JavaScript (a filter box), under a Content-Security-Policy that lets it
+load nothing, so it can be archived with the artifacts, attached to a CI job or
+mailed, and opened offline. Every string that comes from the artifacts is
+escaped. Elements tests and scripts can rely on: ``#metadata``, ``#gantt`` (the
+SVG; one ``rect.bar`` per node that took time, one ``path.marker`` per instant
+node, each with ``data-node``), ``#critical-path``, ``#slowest``, ``#failures``,
+``#warnings``, ``#threads`` and ``#filter`` (``report.html#q=stg_`` opens the page
+filtered to the nodes whose unique id contains ``stg_``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import itertools
+from collections.abc import Callable, Iterable, Sequence
+
+from .analysis import RunAnalysis
+from .plan import FAILED_STATUSES, WARNING_STATUSES, Plan, PlannedSpan, status_counts
+from .timestamps import NANOS_PER_SECOND
+from .waterfall import (
+    is_critical,
+    nice_step,
+    node_window,
+    seconds_label,
+    short_name,
+    status_kind,
+    thread_lanes,
+    thread_of,
+)
+
+SLOWEST_SHOWN = 20
+"""How many of the slowest nodes the report lists."""
+MESSAGES_SHOWN = 500
+"""How many failures (and warnings) the report lists before saying how many more there are."""
+MAX_ROWS_PER_LANE = 24
+"""Rows a thread's lane may take in the chart before overlapping nodes share its last row."""
+MESSAGE_CHARS = 4000
+
+# chart geometry, in SVG user units (the chart scales to the page's width)
+_WIDTH = 1320
+_LABEL_WIDTH = 170
+_CHART_LEFT = 180
+_CHART_RIGHT = _WIDTH - 24
+_AXIS_HEIGHT = 30
+_ROW_HEIGHT = 26
+_BAR_HEIGHT = 18
+_LANE_GAP = 10
+_CHAR_WIDTH = 6.6  # the bar labels' average glyph width at 11px
+
+_CSS = """
+:root { --ok: #2e7d32; --warn: #f9a825; --fail: #c62828; --skipped: #9e9e9e; --other: #607d8b;
+  --crit: #6a1b9a; --ink: #1f2328; --muted: #59636e; --line: #d1d9e0; --soft: #f6f8fa; }
+* { box-sizing: border-box; }
+body { margin: 0; padding: 20px 24px 40px; font: 14px/1.45 system-ui, -apple-system, "Segoe UI",
+  Roboto, "Helvetica Neue", Arial, sans-serif; color: var(--ink); background: #fff; }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 17px; margin: 26px 0 8px; }
+.sub { color: var(--muted); margin: 0 0 14px; }
+code, .mono, td.num, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+table { border-collapse: collapse; }
+th, td { text-align: left; padding: 3px 10px 3px 0; vertical-align: top;
+  border-bottom: 1px solid var(--line); }
+th { font-weight: 600; color: var(--muted); white-space: nowrap; }
+td { white-space: nowrap; }
+td.node, td.msg { white-space: normal; }
+td.num, th.num { text-align: right; padding-left: 10px; }
+td.node { word-break: break-all; }
+#metadata th { width: 130px; border: none; padding-top: 2px; padding-bottom: 2px; }
+#metadata td { border: none; padding: 2px 40px 2px 0; }
+.chip { display: inline-block; padding: 0 8px; margin: 0 6px 2px 0; border-radius: 10px; color: #fff;
+  font-size: 12px; font-weight: 600; }
+.chip.ok { background: var(--ok); } .chip.warn { background: var(--warn); color: #222; }
+.chip.fail { background: var(--fail); } .chip.skipped { background: var(--skipped); }
+.chip.other { background: var(--other); }
+.status { font-weight: 600; } .status.ok { color: var(--ok); } .status.warn { color: #a86d00; }
+.status.fail { color: var(--fail); } .status.skipped { color: var(--skipped); }
+.status.other { color: var(--other); }
+.tools { display: flex; gap: 14px; align-items: center; margin: 8px 0; flex-wrap: wrap; }
+#filter { width: 320px; padding: 5px 8px; font: inherit; border: 1px solid var(--line); border-radius: 6px; }
+.legend span { margin-right: 12px; white-space: nowrap; color: var(--muted); font-size: 13px; }
+.sw { display: inline-block; width: 12px; height: 10px; margin-right: 4px; vertical-align: baseline;
+  border-radius: 2px; }
+.sw.ok { background: var(--ok); } .sw.warn { background: var(--warn); } .sw.fail { background: var(--fail); }
+.sw.skipped { background: var(--skipped); } .sw.other { background: var(--other); }
+.sw.crit { background: #fff; border: 2px solid var(--crit); }
+.chart { border: 1px solid var(--line); border-radius: 6px; overflow-x: auto; }
+#gantt { display: block; width: 100%; height: auto; min-width: 900px; }
+#gantt text { font: 11px system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; }
+#gantt .axis text { fill: var(--muted); }
+#gantt .grid { stroke: var(--line); stroke-width: 1; }
+#gantt .lane-bg { fill: var(--soft); }
+#gantt .lane-label { fill: var(--ink); font-weight: 600; }
+#gantt .lane-use { fill: var(--muted); }
+#gantt .ok { fill: var(--ok); } #gantt .warn { fill: var(--warn); } #gantt .fail { fill: var(--fail); }
+#gantt .skipped { fill: var(--skipped); } #gantt .other { fill: var(--other); }
+#gantt .bar.crit, #gantt .marker.crit { stroke: var(--crit); stroke-width: 2.5; }
+#gantt .crit-link { stroke: var(--crit); stroke-width: 1.5; stroke-dasharray: 4 3; fill: none; }
+#gantt .bar-label { fill: #fff; pointer-events: none; }
+#gantt .bar-label.warn-label { fill: #222; }
+#gantt .filtered-out { opacity: 0.12; }
+#gantt .bar:hover, #gantt .marker:hover { stroke: var(--ink); stroke-width: 2; }
+tr.filtered-out { display: none; }
+tr.crit td:first-child { border-left: 3px solid var(--crit); padding-left: 6px; }
+pre { margin: 0; white-space: pre-wrap; word-break: break-word; font-size: 12px; max-width: 760px; }
+.use { display: inline-block; width: 160px; height: 10px; background: var(--soft);
+  border: 1px solid var(--line); border-radius: 2px; vertical-align: middle; margin-right: 8px; }
+.use i { display: block; height: 100%; background: var(--ok); }
+.note { color: var(--muted); font-size: 13px; }
+"""
+
+_SCRIPT = """
+(function () {
+  var box = document.getElementById("filter"), count = document.getElementById("filter-count");
+  if (!box) { return; }
+  var items = document.querySelectorAll("[data-node]");
+  function apply() {
+    var q = box.value.trim().toLowerCase(), shown = 0;
+    for (var i = 0; i < items.length; i++) {
+      var hit = !q || items[i].getAttribute("data-node").toLowerCase().indexOf(q) >= 0;
+      items[i].classList.toggle("filtered-out", !hit);
+      if (hit && items[i].tagName.toLowerCase() !== "tr") { shown++; }
+    }
+    count.textContent = q ? shown + " matching nodes" : "";
+  }
+  box.addEventListener("input", apply);
+  var given = /^#q=(.*)$/.exec(window.location.hash);  // report.html#q=stg_ opens filtered
+  if (given) {
+    try { box.value = decodeURIComponent(given[1]); } catch (e) { box.value = given[1]; }
+    apply();
+  }
+})();
+"""
+
+_CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def render_html(plan: Plan, analysis: RunAnalysis, *, title: str | None = None) -> str:
+    """Render the run as one self-contained HTML page.
+
+    Args:
+        plan: The plan.
+        analysis: The plan's analysis (critical path, thread utilisation).
+        title: The page's title; by default the command and the project.
+
+    Returns:
+        The page, an HTML5 document that loads nothing from anywhere.
+    """
+    root = plan.invocation
+    project = root.attributes.get("dbt.project_name")
+    title = title or f"{root.name}" + (f" · {project}" if project else "") + " · dbt run report"
+    nodes = plan.nodes
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<meta name="generator" content="dbt-otel-replay">',
+        f"<title>{_e(title)}</title>",
+        f"<style>{_CSS}</style>",
+        "</head><body>",
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="sub">{_e(_subtitle(plan, analysis))}</p>',
+        _metadata(plan, analysis),
+        _gantt_section(plan, analysis),
+        _critical_section(plan, analysis),
+        _slowest_section(nodes, analysis),
+        _messages_section(
+            "failures",
+            "Failures",
+            [s for s in nodes if s.attributes.get("dbt.status") in FAILED_STATUSES],
+            lambda s: s.status_message or str(s.attributes.get("dbt.status", "")),
+            "No node failed.",
+        ),
+        _messages_section(
+            "warnings",
+            "Warnings",
+            [s for s in nodes if s.attributes.get("dbt.status") in WARNING_STATUSES],
+            lambda s: str(s.attributes.get("dbt.message", "")),
+            "No warnings.",
+        ),
+        _threads_section(analysis),
+        f"<script>{_SCRIPT}</script>",
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _subtitle(plan: Plan, analysis: RunAnalysis) -> str:
+    root = plan.invocation
+    failed = sum(1 for s in plan.nodes if s.attributes.get("dbt.status") in FAILED_STATUSES)
+    outcome = f"{failed} failed" if failed else "no failures"
+    return (
+        f"{len(plan.nodes)} nodes in {root.duration_seconds:.3f} s, {outcome}; critical path "
+        f"{analysis.critical_seconds:.3f} s over {len(analysis.critical_path)} nodes; "
+        f"threads idle {analysis.idle_share:.0%} of the time."
+    )
+
+
+def _when(nanos: int) -> str:
+    moment = dt.datetime.fromtimestamp(nanos // NANOS_PER_SECOND, tz=dt.timezone.utc)
+    millis = nanos % NANOS_PER_SECOND // 1_000_000
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{millis:03d} UTC"
+
+
+def _metadata(plan: Plan, analysis: RunAnalysis) -> str:
+    root = plan.invocation
+    attrs = root.attributes
+    nodes = plan.nodes
+    rows: list[tuple[str, str]] = [
+        ("Command", f"<code>{_e(attrs.get('dbt.command', root.name))}</code>"),
+        ("Project", _e(attrs.get("dbt.project_name", "—"))),
+        ("dbt version", _e(attrs.get("dbt.version", "—"))),
+    ]
+    for key, label in (("dbt.adapter", "Adapter"), ("dbt.target", "Target")):
+        if key in attrs:
+            rows.append((label, _e(attrs[key])))
+    rows += [
+        ("Trace id", f'<code id="trace-id">{_e(plan.trace_id)}</code>'),
+        ("Invocation id", f"<code>{_e(attrs.get('dbt.invocation_id', '—'))}</code>"),
+        ("Started", _e(_when(root.start_time_unix_nano))),
+        ("Wall time", f'<span id="wall-time">{root.duration_seconds:.3f} s</span>'),
+    ]
+    if nodes:
+        start, end = node_window(nodes)
+        rows.append(
+            (
+                "Nodes ran",
+                f"{(end - start) / NANOS_PER_SECOND:.3f} s, from "
+                f"+{(start - root.start_time_unix_nano) / NANOS_PER_SECOND:.3f} s after dbt started",
+            )
+        )
+    rows.append(
+        (
+            "Threads",
+            f"{len(analysis.threads)}; idle {analysis.idle_share:.0%} of {analysis.window_seconds:.3f} s",
+        )
+    )
+    counts = status_counts(nodes)
+    chips = "".join(
+        f'<span class="chip {status_kind(status)}" data-status="{_e(status)}">{n} {_e(status)}</span>'
+        for status, n in counts.most_common()
+    )
+    rows.append(("Results", f'<span id="status-counts">{len(nodes)} nodes: {chips}</span>'))
+    results = rows.pop()
+    half = (len(rows) + 1) // 2  # two columns of facts, then the results across the page
+    body = "".join(
+        "<tr>" + "".join(f"<th>{key}</th><td>{value}</td>" for key, value in rows[i::half]) + "</tr>"
+        for i in range(half)
+    )
+    body += f'<tr><th>{results[0]}</th><td colspan="3">{results[1]}</td></tr>'
+
+    return f'<section><h2>Run</h2><table id="metadata">{body}</table></section>'
+
+
+def _gantt_section(plan: Plan, analysis: RunAnalysis) -> str:
+    legend = "".join(
+        f'<span><i class="sw {cls}"></i>{text}</span>'
+        for cls, text in (
+            ("ok", "success / pass"),
+            ("warn", "warn"),
+            ("fail", "error / fail"),
+            ("skipped", "skipped (◆ at the moment it was skipped)"),
+            ("other", "other"),
+            ("crit", "critical path"),
+        )
+    )
+    return (
+        '<section><h2>Timeline by thread</h2><div class="tools">'
+        '<input id="filter" type="search" placeholder="Filter nodes by name…" autocomplete="off">'
+        f'<span id="filter-count" class="note"></span><span class="legend">{legend}</span></div>'
+        f'<div class="chart">{_gantt(plan, analysis)}</div>'
+        '<p class="note">Hover a bar for the node, its status and duration. Time runs from the first '
+        "node's start; the dashed line links the critical path.</p></section>"
+    )
+
+
+def _gantt(plan: Plan, analysis: RunAnalysis) -> str:
+    nodes = plan.nodes
+    if not nodes:
+        return '<svg id="gantt" viewBox="0 0 1320 40"><text x="10" y="24">No nodes.</text></svg>'
+    lanes = thread_lanes(nodes, max_rows=MAX_ROWS_PER_LANE)
+    start, end = node_window(nodes)
+    span = end - start
+    chart = _CHART_RIGHT - _CHART_LEFT
+    height = _AXIS_HEIGHT + sum(len(lane.rows) * _ROW_HEIGHT + _LANE_GAP for lane in lanes) + 6
+
+    def x_of(nanos: int) -> float:
+        return _CHART_LEFT + (nanos - start) * chart / span
+
+    out = [
+        f'<svg id="gantt" viewBox="0 0 {_WIDTH} {height}" role="img" '
+        f'aria-label="Gantt chart of {len(nodes)} nodes by dbt thread">'
+    ]
+    out.append('<g class="axis">')
+    seconds = span / NANOS_PER_SECOND
+    step = nice_step(seconds, chart / 110)
+    tick = 0
+    while tick * step <= seconds * (1 + 1e-9):
+        x = x_of(start + round(tick * step * NANOS_PER_SECOND))
+        anchor = "end" if x > _CHART_RIGHT - 20 else "middle" if tick else "start"
+        out.append(
+            f'<line class="grid" x1="{x:.1f}" y1="{_AXIS_HEIGHT - 6}" x2="{x:.1f}" y2="{height - 4}"/>'
+            f'<text x="{x:.1f}" y="{_AXIS_HEIGHT - 11}" text-anchor="{anchor}">'
+            f"{seconds_label(tick * step, step)}</text>"
+        )
+        tick += 1
+    out.append("</g>")
+    use = {t.name: t.utilisation for t in analysis.threads}
+    centres: dict[str, tuple[float, float, float]] = {}  # unique id -> (x start, x end, y centre)
+    bars: list[str] = []
+    y = _AXIS_HEIGHT
+    for index, lane in enumerate(lanes):
+        lane_height = len(lane.rows) * _ROW_HEIGHT
+        if index % 2 == 0:
+            out.append(
+                f'<rect class="lane-bg" x="0" y="{y - _LANE_GAP / 2:.1f}" width="{_WIDTH}" '
+                f'height="{lane_height + _LANE_GAP}"/>'
+            )
+        label = lane.thread if len(lane.thread) <= 20 else lane.thread[:19] + "…"
+        detail = f"{lane.nodes} node{'s' if lane.nodes != 1 else ''}"
+        if lane.merged:
+            detail += f", {lane.merged} of them overlapping in the last row"
+        share = f"{use[lane.thread]:.0%}" if lane.thread in use else "-"
+        out.append(
+            f'<text class="lane-label" x="10" y="{y + _ROW_HEIGHT / 2 + 4:.1f}">'
+            f"<title>{_e(lane.thread)}: {_e(detail)}</title>{_e(label)}</text>"
+            f'<text class="lane-use" x="{_LABEL_WIDTH}" y="{y + _ROW_HEIGHT / 2 + 4:.1f}" '
+            f'text-anchor="end">{share}</text>'
+        )
+        for row_index, row in enumerate(lane.rows):
+            top = y + row_index * _ROW_HEIGHT + (_ROW_HEIGHT - _BAR_HEIGHT) / 2
+            for node in row:
+                bars.append(_bar(node, x_of, top, start, centres))
+        y += lane_height + _LANE_GAP
+    out.extend(_critical_links(analysis, centres))  # under the bars
+    out.extend(bars)
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _bar(
+    node: PlannedSpan,
+    x_of: Callable[[int], float],
+    top: float,
+    origin: int,
+    centres: dict[str, tuple[float, float, float]],
+) -> str:
+    status = str(node.attributes.get("dbt.status", ""))
+    kind = status_kind(status)
+    uid = str(node.attributes.get("dbt.node.unique_id", node.name))
+    classes = kind + (" crit" if is_critical(node) else "")
+    at = (node.start_time_unix_nano - origin) / NANOS_PER_SECOND
+    tip = [uid, f"{status} · {node.duration_seconds:.3f} s", f"{thread_of(node)}, start +{at:.3f} s"]
+    if is_critical(node):
+        tip.append("on the critical path")
+    if node.status_message:
+        tip.append(node.status_message[:300])
+    title = f"<title>{_e(chr(10).join(tip))}</title>"
+    x0 = x_of(node.start_time_unix_nano)
+    middle = top + _BAR_HEIGHT / 2
+    if node.end_time_unix_nano <= node.start_time_unix_nano:
+        centres[uid] = (x0, x0, middle)
+        half = _BAR_HEIGHT / 2
+        return (
+            f'<path class="marker {classes}" data-node="{_e(uid)}" data-status="{_e(status)}" '
+            f'd="M{x0:.2f} {top:.1f}l{half * 0.7:.1f} {half:.1f}l{-half * 0.7:.1f} {half:.1f}'
+            f'l{-half * 0.7:.1f} {-half:.1f}z">{title}</path>'
+        )
+    x1 = x_of(node.end_time_unix_nano)
+    width = max(x1 - x0, 0.8)
+    drawn = width - 0.6 if width > 2 else width  # a hairline gap between neighbours
+    centres[uid] = (x0, x0 + width, middle)
+    bar = (
+        f'<rect class="bar {classes}" data-node="{_e(uid)}" data-status="{_e(status)}" x="{x0:.2f}" '
+        f'y="{top:.1f}" width="{drawn:.2f}" height="{_BAR_HEIGHT}" rx="2">{title}</rect>'
+    )
+    name = short_name(node)
+    if width >= len(name) * _CHAR_WIDTH + 8:
+        label_class = "bar-label warn-label" if kind == "warn" else "bar-label"
+        baseline = top + _BAR_HEIGHT / 2 + 4
+        bar += f'<text class="{label_class}" x="{x0 + 4:.2f}" y="{baseline:.1f}">{_e(name)}</text>'
+    return bar
+
+
+def _critical_links(analysis: RunAnalysis, centres: dict[str, tuple[float, float, float]]) -> list[str]:
+    links = []
+    steps = [centres[s.unique_id] for s in analysis.critical_path if s.unique_id in centres]
+    for (_, end, y1), (begin, _, y2) in itertools.pairwise(steps):
+        links.append(f'<path class="crit-link" d="M{end:.2f} {y1:.1f}L{begin:.2f} {y2:.1f}"/>')
+    return links
+
+
+def _node_cell(span: PlannedSpan) -> str:
+    uid = str(span.attributes.get("dbt.node.unique_id", span.name))
+    return f'<td class="node mono">{_e(uid)}</td>'
+
+
+def _status_cell(span: PlannedSpan) -> str:
+    status = str(span.attributes.get("dbt.status", ""))
+    return f'<td class="status {status_kind(status)}">{_e(status)}</td>'
+
+
+def _row_attrs(span: PlannedSpan) -> str:
+    uid = str(span.attributes.get("dbt.node.unique_id", span.name))
+    crit = ' class="crit"' if is_critical(span) else ""
+    return f'data-node="{_e(uid)}"{crit}'
+
+
+def _table(ident: str, header: Sequence[str], rows: Iterable[str]) -> str:
+    head = "".join(f'<th class="num">{h[1:]}</th>' if h.startswith("#") else f"<th>{h}</th>" for h in header)
+    return f'<table id="{ident}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _critical_section(plan: Plan, analysis: RunAnalysis) -> str:
+    steps = analysis.critical_path
+    if not steps:
+        return (
+            '<section><h2>Critical path</h2><table id="critical-path"><tbody></tbody></table>'
+            '<p class="note">No node waited for another.</p></section>'
+        )
+    origin = node_window(plan.nodes)[0]
+    rows = [
+        f"<tr {_row_attrs(step.span)}>"
+        f'<td class="num">{number}</td>{_node_cell(step.span)}'
+        f"<td>{_e(thread_of(step.span))}</td>{_status_cell(step.span)}"
+        f'<td class="num">+{(step.span.start_time_unix_nano - origin) / NANOS_PER_SECOND:.3f} s</td>'
+        f'<td class="num">{step.span.duration_seconds:.3f} s</td>'
+        f'<td class="num">{step.wait_seconds:.3f} s</td></tr>'
+        for number, step in enumerate(steps, 1)
+    ]
+    busy = sum(s.span.duration_seconds for s in steps)
+    return (
+        "<section><h2>Critical path</h2>"
+        f'<p class="note">The chain of nodes that decided when the run ended: {len(steps)} nodes, '
+        f"{analysis.critical_seconds:.3f} s from the first one's start to the last one's end, "
+        f"{busy:.3f} s of it running and the rest waiting (for a thread, or on dbt).</p>"
+        + _table(
+            "critical-path",
+            ["#step", "node", "thread", "status", "#start", "#duration", "#wait before"],
+            rows,
+        )
+        + "</section>"
+    )
+
+
+def _slowest_section(nodes: Sequence[PlannedSpan], analysis: RunAnalysis) -> str:
+    ranked = sorted(nodes, key=lambda s: (-s.duration_seconds, s.name))[:SLOWEST_SHOWN]
+    ranked = [s for s in ranked if s.duration_seconds > 0]
+    window = analysis.window_seconds or 1.0
+    rows = [
+        f"<tr {_row_attrs(span)}>"
+        f'<td class="num">{number}</td>{_node_cell(span)}'
+        f"<td>{_e(span.attributes.get('dbt.node.resource_type', ''))}</td>"
+        f"<td>{_e(thread_of(span))}</td>{_status_cell(span)}"
+        f'<td class="num">{span.duration_seconds:.3f} s</td>'
+        f'<td class="num">{span.duration_seconds / window:.0%}</td></tr>'
+        for number, span in enumerate(ranked, 1)
+    ]
+    return (
+        f"<section><h2>Slowest nodes (top {SLOWEST_SHOWN})</h2>"
+        + _table("slowest", ["#", "node", "type", "thread", "status", "#duration", "#of window"], rows)
+        + "</section>"
+    )
+
+
+def _messages_section(
+    ident: str,
+    heading: str,
+    spans: Sequence[PlannedSpan],
+    message: Callable[[PlannedSpan], str],
+    empty: str,
+) -> str:
+    rows = [
+        f"<tr {_row_attrs(span)}>{_status_cell(span)}{_node_cell(span)}"
+        f'<td class="msg"><pre>{_e(_clip(message(span)))}</pre></td></tr>'
+        for span in spans[:MESSAGES_SHOWN]
+    ]
+    more = (
+        f'<p class="note">… and {len(spans) - MESSAGES_SHOWN} more.</p>'
+        if len(spans) > MESSAGES_SHOWN
+        else ""
+    )
+    note = "" if spans else f'<p class="note">{_e(empty)}</p>'
+    return (
+        f"<section><h2>{heading} ({len(spans)})</h2>"
+        + _table(ident, ["status", "node", "message"], rows)
+        + note
+        + more
+        + "</section>"
+    )
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MESSAGE_CHARS else text[:MESSAGE_CHARS] + " …"
+
+
+def _threads_section(analysis: RunAnalysis) -> str:
+    rows = [
+        f'<tr><td>{_e(t.name)}</td><td class="num">{t.nodes}</td>'
+        f'<td class="num">{t.busy_seconds:.3f} s</td>'
+        f'<td><span class="use"><i style="width:{t.utilisation * 100:.1f}%"></i></span>'
+        f"{t.utilisation:.0%}</td></tr>"
+        for t in analysis.threads
+    ]
+    return (
+        "<section><h2>Thread utilisation</h2>"
+        f'<p class="note">Busy time of each dbt thread over the {analysis.window_seconds:.3f} s the nodes '
+        f'ran (on-run-start/end hooks aside). Idle share: <b id="idle-share">{analysis.idle_share:.0%}'
+        "</b> of the threads' time; a high idle share with a long critical path means more threads "
+        "would not help.</p>"
+        + _table("threads", ["thread", "#nodes", "#busy", "utilisation"], rows)
+        + "</section>"
+    )
