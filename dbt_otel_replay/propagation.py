@@ -26,6 +26,9 @@ _TRACESTATE_MEMBER = re.compile(
     r"=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
 )
 _MAX_TRACESTATE_MEMBERS = 32
+MAX_PROPAGATED_TRACESTATE = 512
+"""The W3C limit below which tracestate must be passed on whole (dotenv consumers cap files at 5 KB)."""
+_LONG_MEMBER = 128
 
 
 def parse_traceparent(
@@ -157,9 +160,29 @@ def format_carrier(context: TraceContext) -> str:
         ``TRACEPARENT=...`` and, only when there is one, ``TRACESTATE=...``, each ending in a newline.
     """
     lines = [f"{TRACEPARENT_VARIABLE}={context.traceparent}"]
-    if context.tracestate:
-        lines.append(f"{TRACESTATE_VARIABLE}={context.tracestate}")
+    tracestate = trim_tracestate(context.tracestate)
+    if tracestate:
+        lines.append(f"{TRACESTATE_VARIABLE}={tracestate}")
     return "".join(f"{line}\n" for line in lines)
+
+
+def trim_tracestate(tracestate: str | None) -> str | None:
+    """Cut a tracestate to 512 characters as W3C Trace Context allows when passing it on.
+
+    Members longer than 128 characters go first, then members from the end (the oldest).
+
+    Args:
+        tracestate: The value, or None.
+
+    Returns:
+        The value, whole when it fits; None when nothing is left.
+    """
+    if not tracestate or len(tracestate) <= MAX_PROPAGATED_TRACESTATE:
+        return tracestate
+    members = [m for m in tracestate.split(",") if len(m) <= _LONG_MEMBER]
+    while members and len(",".join(members)) > MAX_PROPAGATED_TRACESTATE:
+        members.pop()
+    return ",".join(members) or None
 
 
 def write_carrier(path: Path, context: TraceContext) -> None:

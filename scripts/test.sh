@@ -22,6 +22,14 @@ if [[ ! -x /usr/bin/chromium && "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
+# The Airflow recipe is parsed and run (dag.test) with a real Airflow, in a venv of its own
+# (Airflow's pins clash with dbt's). Pinned: its constraint files are not reachable from here.
+if [[ ! -x .venv-airflow/bin/airflow ]]; then
+  "$PYTHON" -m venv .venv-airflow
+  .venv-airflow/bin/python -m pip install --quiet "apache-airflow==2.10.5" 2> >(grep -v '^WARNING: Location' >&2)
+fi
+export AIRFLOW_PYTHON="$PWD/.venv-airflow/bin/python"
+
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

@@ -12,6 +12,7 @@ from dbt_otel_replay.errors import ContextError
 from dbt_otel_replay.plan import TraceContext
 from dbt_otel_replay.propagation import (
     context_from_environment,
+    format_carrier,
     parse_traceparent,
     read_carrier,
     write_carrier,
@@ -97,3 +98,13 @@ def test_a_carrier_without_traceparent_is_refused(tmp_path: Path) -> None:
     path.write_text("FOO=bar\n")
     with pytest.raises(ContextError, match="no TRACEPARENT"):
         read_carrier(path)
+
+
+def test_a_long_tracestate_is_trimmed_as_w3c_allows_so_dotenv_files_stay_small() -> None:
+    long_member = "big=" + "x" * 200
+    members = [f"k{i}=" + "v" * 60 for i in range(20)]
+    text = format_carrier(TraceContext(TRACE, SPAN, tracestate=",".join([long_member, *members])))
+    tracestate = text.splitlines()[1].removeprefix("TRACESTATE=")
+    assert len(tracestate) <= 512 and "big=" not in tracestate
+    assert tracestate.split(",") == members[: len(tracestate.split(","))], "the newest members are kept"
+    assert format_carrier(TraceContext(TRACE, SPAN, tracestate="a=1")).endswith("TRACESTATE=a=1\n")
