@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 
-def write_text_atomically(path: Path, text: str) -> None:
+def write_text_atomically(path: Path, text: str | Iterable[str]) -> None:
     """Write a text file so that a reader sees either the old file or the whole new one.
 
     Args:
         path: The file; its directory is created when missing.
-        text: The content.
+        text: The content, whole or in pieces (written as they come, so they need not fit in memory).
 
     Raises:
         OSError: If the directory or file cannot be written.
@@ -21,6 +22,10 @@ def write_text_atomically(path: Path, text: str) -> None:
     with tempfile.NamedTemporaryFile(
         "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
     ) as handle:
-        handle.write(text)
+        try:
+            handle.writelines([text] if isinstance(text, str) else text)
+        except BaseException:
+            os.unlink(handle.name)
+            raise
     os.chmod(handle.name, 0o644)
     os.replace(handle.name, path)

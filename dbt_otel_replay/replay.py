@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from .artifacts import load_artifacts
 from .errors import ConfigError, ExportError
 from .export.config import ExportConfig, resolve_export_config
-from .export.encode import encode_requests
+from .export.encode import encode_requests, iter_requests
 from .export.file import STDOUT, append_otlp_json, read_otlp_json, write_otlp_json
 from .export.otlp import Delivery, deliver, span_count
 from .plan import AttributeValue, Plan, PlanOptions, plan_trace
@@ -113,12 +113,13 @@ class Prepared:
         return len(self.plan.spans)
 
 
-def prepare(target: Path, options: ReplayOptions) -> Prepared:
-    """Read a run's artifacts, plan its trace and encode it (not for a dry run).
+def prepare(target: Path, options: ReplayOptions, *, encode: bool = True) -> Prepared:
+    """Read a run's artifacts, plan its trace and (unless a dry run, or not asked) encode it.
 
     Args:
         target: The dbt target directory (or its run_results.json).
         options: Content choices (what to include, the upstream context, the resource).
+        encode: Encode the requests now (a backfill reads ahead); else ``requests`` is empty.
 
     Returns:
         The plan and its OTLP requests.
@@ -128,7 +129,7 @@ def prepare(target: Path, options: ReplayOptions) -> Prepared:
     """
     artifacts = load_artifacts(target, options.manifest, include_sql=options.plan.include_sql)
     plan = plan_trace(artifacts, options.plan)
-    requests = [] if options.dry_run else encode_requests(plan, options.resource)
+    requests = encode_requests(plan, options.resource) if encode and not options.dry_run else []
     return Prepared(plan, artifacts.warnings + plan.warnings, requests, artifacts.run_results_path)
 
 
@@ -147,8 +148,9 @@ def replay(target: Path, options: ReplayOptions) -> ReplayResult:
         ArtifactError: If the artifacts cannot be read (nothing is sent).
         ConfigError: If the OTLP configuration is unusable.
     """
-    prepared = prepare(target, options)
-    plan, warnings, requests = prepared.plan, prepared.warnings, prepared.requests
+    prepared = prepare(target, options, encode=False)
+    plan, warnings = prepared.plan, prepared.warnings
+    requests = iter_requests(plan, options.resource)  # encoded while sent: one request in memory at a time
     if options.dry_run:
         return ReplayResult(plan, warnings, destination="dry run: nothing sent")
     target_dir = prepared.run_results_path.parent

@@ -8,7 +8,7 @@ and acknowledged on its own.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
@@ -65,7 +65,22 @@ def encode_requests(
     max_request_bytes: int = MAX_REQUEST_BYTES,
     max_spans_per_request: int = MAX_SPANS_PER_REQUEST,
 ) -> list[ExportTraceServiceRequest]:
-    """Encode every span of a plan into export requests of bounded size.
+    """Encode every span of a plan into export requests of bounded size (see :func:`iter_requests`)."""
+    return list(
+        iter_requests(
+            plan, resource, max_request_bytes=max_request_bytes, max_spans_per_request=max_spans_per_request
+        )
+    )
+
+
+def iter_requests(
+    plan: Plan,
+    resource: Mapping[str, AttributeValue],
+    *,
+    max_request_bytes: int = MAX_REQUEST_BYTES,
+    max_spans_per_request: int = MAX_SPANS_PER_REQUEST,
+) -> Iterator[ExportTraceServiceRequest]:
+    """Encode every span of a plan into export requests of bounded size, one request at a time.
 
     Args:
         plan: The spans to encode.
@@ -73,16 +88,15 @@ def encode_requests(
         max_request_bytes: The largest serialised request to produce.
         max_spans_per_request: The most spans to put in one request.
 
-    Returns:
+    Yields:
         The requests, in plan order (parents before children); together they
-        hold every span exactly once.
+        hold every span exactly once. Each is complete when yielded.
     """
     encoder = _SpanEncoder(plan)
     resource_message = Resource(attributes=encode_attributes(resource))
     scope = InstrumentationScope(name=SCOPE_NAME, version=__version__)
     budget = max_request_bytes - REQUEST_HEADROOM_BYTES - resource_message.ByteSize() - scope.ByteSize()
-    requests: list[ExportTraceServiceRequest] = []
-    spans = _new_request(requests, resource_message, scope)
+    request, spans = _new_request(resource_message, scope)
     size = 0
     for planned in plan.spans:
         span = spans.add()
@@ -90,24 +104,22 @@ def encode_requests(
         span_size = span.ByteSize() + 8  # field tag and length prefix
         if len(spans) > 1 and (size + span_size > budget or len(spans) > max_spans_per_request):
             del spans[-1]  # it opens the next request instead
-            spans = _new_request(requests, resource_message, scope)
+            yield request
+            request, spans = _new_request(resource_message, scope)
             encoder.fill(spans.add(), planned)
             size = 0
         size += span_size
-    return requests
+    yield request
 
 
-def _new_request(
-    requests: list[ExportTraceServiceRequest], resource: Resource, scope: InstrumentationScope
-) -> Any:
-    """Append an empty request for this resource and scope; return its repeated spans field."""
+def _new_request(resource: Resource, scope: InstrumentationScope) -> tuple[ExportTraceServiceRequest, Any]:
+    """An empty request for this resource and scope, and its repeated spans field."""
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
     resource_spans.resource.CopyFrom(resource)
     scope_spans = resource_spans.scope_spans.add()
     scope_spans.scope.CopyFrom(scope)
-    requests.append(request)
-    return scope_spans.spans
+    return request, scope_spans.spans
 
 
 class _SpanEncoder:

@@ -11,7 +11,7 @@ import base64
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ STDOUT = Path("-")
 """The path that means standard output."""
 
 
-def otlp_json_lines(requests: Sequence[ExportTraceServiceRequest]) -> str:
+def otlp_json_lines(requests: Iterable[ExportTraceServiceRequest]) -> str:
     """Render requests as OTLP/JSON, one request per line.
 
     Args:
@@ -35,26 +35,30 @@ def otlp_json_lines(requests: Sequence[ExportTraceServiceRequest]) -> str:
     Returns:
         The text, each line ending in a newline.
     """
-    return "".join(json.dumps(to_otlp_json(r), separators=(",", ":")) + "\n" for r in requests)
+    return "".join(_lines(requests))
 
 
-def write_otlp_json(requests: Sequence[ExportTraceServiceRequest], path: Path) -> None:
-    """Write requests as OTLP/JSON lines to a file (atomically) or to stdout (``-``).
+def _lines(requests: Iterable[ExportTraceServiceRequest]) -> Iterator[str]:
+    for request in requests:
+        yield json.dumps(to_otlp_json(request), separators=(",", ":")) + "\n"
+
+
+def write_otlp_json(requests: Iterable[ExportTraceServiceRequest], path: Path) -> None:
+    """Write requests as OTLP/JSON lines to a file (atomically) or to stdout (``-``), one at a time.
 
     Args:
-        requests: The encoded requests.
+        requests: The encoded requests (an iterator is consumed as it is written).
         path: The file, or ``Path("-")`` for standard output.
 
     Raises:
         ExportError: If the file cannot be written.
     """
-    text = otlp_json_lines(requests)
     if path == STDOUT:
-        sys.stdout.write(text)
+        sys.stdout.writelines(_lines(requests))
         sys.stdout.flush()
         return
     try:
-        write_text_atomically(path, text)
+        write_text_atomically(path, _lines(requests))
     except OSError as exc:
         raise ExportError(f"{path}: cannot write the trace: {exc.strerror or exc}") from None
 

@@ -12,7 +12,7 @@ import gzip
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol as TypingProtocol
@@ -108,7 +108,7 @@ class Delivery:
 
 
 def deliver(
-    requests_: Sequence[ExportTraceServiceRequest],
+    requests_: Iterable[ExportTraceServiceRequest],
     config: ExportConfig,
     *,
     transport: Transport | None = None,
@@ -124,7 +124,8 @@ def deliver(
     delivery goes on.
 
     Args:
-        requests_: The encoded requests.
+        requests_: The encoded requests; an iterator is consumed one request at a time, so a
+            large trace need not be encoded whole before the first request goes out.
         config: Where and how to send them.
         transport: The transport to use; by default the one ``config.protocol`` names.
         sleep: Waits between retries (replaceable in tests).
@@ -135,18 +136,22 @@ def deliver(
     """
     sender = transport or open_transport(config)
     endpoint = config.display_endpoint
-    accepted = complete_requests = 0
+    accepted = complete_requests = total = 0
     unsent: list[ExportTraceServiceRequest] = []
     problems: list[str] = []
+    pending = iter(requests_)
     try:
-        for index, request in enumerate(requests_):
+        for index, request in enumerate(pending):
+            count = span_count(request)
+            total += count
             try:
                 response = _send_with_retry(sender, request, config, sleep, clock)
             except (RetryableError, PermanentError) as exc:
                 problems.append(f"{endpoint}: {exc}")
-                unsent.extend(requests_[index:])
+                unsent.append(request)
+                unsent.extend(pending)  # the rest is kept for a re-send, not tried against a dead end
+                total += sum(span_count(r) for r in unsent[1:])
                 break
-            count = span_count(request)
             rejected = min(response.partial_success.rejected_spans, count)
             message = response.partial_success.error_message
             accepted += count - rejected
@@ -164,7 +169,7 @@ def deliver(
         sender.close()
     return Delivery(
         endpoint=endpoint,
-        total=sum(span_count(r) for r in requests_),
+        total=total,
         accepted=accepted,
         requests=complete_requests,
         unsent=tuple(unsent),
