@@ -10,22 +10,19 @@ skipped; a collector that stops accepting ends the backfill, to be resumed later
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
 from .artifacts import GZIP_SUFFIX, RUN_RESULTS_FILENAME, read_run_header
 from .errors import EXIT_BAD_INPUT, EXIT_EXPORT_FAILED, EXIT_OK, ArtifactError, ExportError
 from .export.config import resolve_export_config
-from .export.file import STDOUT, append_otlp_json, otlp_json_lines
-from .export.otlp import deliver, span_count
+from .export.file import STDOUT, append_otlp_json, write_otlp_json
+from .export.otlp import Delivery, deliver
 from .ledger import Ledger
-from .replay import Prepared, ReplayOptions, prepare
+from .replay import Prepared, ReplayOptions, prepare, save_unsent
 
 
 class RunOutcome(str, Enum):
@@ -267,7 +264,7 @@ def _replay_all(
                         )
                     note(replace(base, outcome=RunOutcome.DELIVERED))
                     continue
-                message = _spill(delivery.unsent, delivery.problems, options)
+                message = _spill(delivery, options)
                 note(replace(base, outcome=RunOutcome.FAILED, spans=delivery.accepted, message=message))
                 for later in runs[index + 1 :]:
                     note(
@@ -284,8 +281,7 @@ def _replay_all(
 
 def _write(prepared: Prepared, output: Path) -> None:
     if output == STDOUT:
-        sys.stdout.write(otlp_json_lines(prepared.requests))
-        sys.stdout.flush()
+        write_otlp_json(prepared.requests, STDOUT)
         return
     try:
         append_otlp_json(prepared.requests, output)
@@ -293,15 +289,8 @@ def _write(prepared: Prepared, output: Path) -> None:
         raise ExportError(f"{output}: cannot write the trace: {exc.strerror or exc}") from None
 
 
-def _spill(
-    unsent: Sequence[ExportTraceServiceRequest], problems: Sequence[str], options: BackfillOptions
-) -> str:
-    reason = problems[0] if problems else "not accepted"
-    spill = options.replay.spill
-    if spill is None:
-        return f"{reason}; not in the ledger, so the next backfill sends this run again"
-    try:
-        append_otlp_json(unsent, spill)
-    except OSError as exc:
-        return f"{reason}; cannot write {spill}: {exc.strerror or exc}"
-    return f"{reason}; {sum(span_count(r) for r in unsent)} spans saved to {spill}"
+def _spill(delivery: Delivery, options: BackfillOptions) -> str:
+    if options.replay.spill is not None:
+        return save_unsent(delivery, options.replay.spill)
+    reason = delivery.problems[0] if delivery.problems else "not accepted"
+    return f"{reason}; not in the ledger, so the next backfill sends this run again"

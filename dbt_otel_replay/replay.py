@@ -221,21 +221,26 @@ def _describe(delivery: Delivery, config: ExportConfig) -> str:
 
 
 def _spill(delivery: Delivery, spill: Path) -> ExportError:
+    return ExportError(save_unsent(delivery, spill), sent=delivery.accepted, total=delivery.total)
+
+
+def save_unsent(delivery: Delivery, spill: Path) -> str:
+    """Append what the collector did not accept to a spill file, and say so in one sentence.
+
+    Args:
+        delivery: A delivery that was not complete.
+        spill: The spill file (appended to, so it can collect several runs).
+
+    Returns:
+        The collector's problem, then where the spans went (or that they could not be saved).
+    """
     unsent = sum(span_count(r) for r in delivery.unsent)
     reason = delivery.problems[0] if delivery.problems else "not accepted"
     try:
         append_otlp_json(delivery.unsent, spill)
     except OSError as exc:
-        return ExportError(
-            f"{reason}; and {unsent} spans are LOST: cannot write {spill}: {exc.strerror or exc}",
-            sent=delivery.accepted,
-            total=delivery.total,
-        )
-    return ExportError(
-        f"{reason}; {unsent} spans saved to {spill}: re-send them with `dbt-otel-replay --resend {spill}`",
-        sent=delivery.accepted,
-        total=delivery.total,
-    )
+        return f"{reason}; and {unsent} spans are LOST: cannot write {spill}: {exc.strerror or exc}"
+    return f"{reason}; {unsent} spans saved to {spill}: re-send them with `dbt-otel-replay --resend {spill}`"
 
 
 def _carrier_path(target_dir: Path, explicit: Path | None) -> Path:
