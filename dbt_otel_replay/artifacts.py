@@ -296,27 +296,12 @@ class Manifest(_Struct, frozen=True):
     def lookup(self) -> dict[str, ManifestNode]:
         """Every entry of every section by unique id (``nodes`` win over the others).
 
-        Build it once per run: it is what :meth:`node` would search each time.
+        Build it once per run and look results up in it.
         """
         combined: dict[str, ManifestNode] = {}
         for section in reversed(self.sections):
             combined.update(section)
         return combined
-
-    def node(self, unique_id: str) -> ManifestNode | None:
-        """Look one result's node up wherever the manifest keeps it.
-
-        Args:
-            unique_id: The node's unique id, as in run_results.json.
-
-        Returns:
-            The node, or None when the manifest does not describe it.
-        """
-        for section in self.sections:
-            found = section.get(unique_id)
-            if found is not None:
-                return found
-        return None
 
 
 def loose_int(value: object) -> int | None:

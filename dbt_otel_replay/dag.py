@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from .artifacts import Manifest
+from .artifacts import ManifestNode
 
 
 @dataclass(frozen=True)
@@ -57,18 +57,13 @@ class Dag:
             frontier = next_frontier
 
 
-def build_dag(manifest: Manifest | None) -> Dag:
-    """Build the graph of a manifest; with no manifest, a graph without edges.
+def build_dag(nodes: Mapping[str, ManifestNode]) -> Dag:
+    """Build the graph of a manifest's entries (see :meth:`Manifest.lookup`); none give no edges.
 
     Args:
-        manifest: The run's manifest, or None.
+        nodes: Every manifest entry by unique id.
 
     Returns:
         The graph.
     """
-    if manifest is None:
-        return Dag()
-    parents = {
-        unique_id: tuple(node.parents) for unique_id, node in manifest.lookup().items() if node.parents
-    }
-    return Dag(parents)
+    return Dag({unique_id: tuple(node.parents) for unique_id, node in nodes.items() if node.parents})

@@ -211,7 +211,8 @@ def plan_trace(artifacts: Artifacts, options: PlanOptions | None = None) -> Plan
     ids = _SpanIds(trace_id, invocation_key)
     invocation = _invocation_span(artifacts, ids, options)
     spans = [invocation]
-    spans.extend(_node_spans(artifacts, build_dag(artifacts.manifest), ids, invocation, options, warnings))
+    nodes = artifacts.manifest.lookup() if artifacts.manifest else {}
+    spans.extend(_node_spans(artifacts, nodes, ids, invocation, options, warnings))
     context = TraceContext(
         trace_id=trace_id,
         span_id=invocation.span_id,
@@ -318,13 +319,14 @@ def db_system_name(adapter_type: str | None) -> str | None:
 
 def _node_spans(
     artifacts: Artifacts,
-    dag: Dag,
+    nodes: Mapping[str, ManifestNode],
     ids: _SpanIds,
     invocation: PlannedSpan,
     options: PlanOptions,
     warnings: list[str],
 ) -> list[PlannedSpan]:
     results = artifacts.run_results.results
+    dag = build_dag(nodes)
     executed = {r.unique_id for r in results}
     parents_of = {r.unique_id: dag.executed_parents(r.unique_id, executed) for r in results}
     windows = {
@@ -342,7 +344,6 @@ def _node_spans(
         if r.status in FAILED_STATUSES and r.completed_at is not None
     }
     adapter = artifacts.manifest.metadata.adapter_type if artifacts.manifest else None
-    nodes = artifacts.manifest.lookup() if artifacts.manifest else {}
     unknown: list[str] = []
     spans: list[PlannedSpan] = []
     for result in results:
