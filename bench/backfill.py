@@ -30,14 +30,14 @@ import statistics
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from bench.measure import (
     REPO_ROOT,
     Measurement,
+    data_dir,
     exit_on_sigterm,
     load_average,
     machine,
@@ -195,16 +195,6 @@ def run_once(
     return result
 
 
-@contextmanager
-def _data_dir(path: Path | None) -> Iterator[Path]:
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-backfill-") as temporary:
-        yield Path(temporary)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Build the archive, run the backfill command, print the machine and one table; exit 1 on failure."""
     parser = argparse.ArgumentParser(prog="python -m bench.backfill", description=__doc__.split("\n\n")[0])
@@ -227,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     expected = per_run * args.runs
     measurements: list[Measurement] = []
     failure: str | None = None
-    with ExitStack() as stack, _data_dir(args.data) as data:
+    with ExitStack() as stack, data_dir(args.data, "bench-backfill-") as data:
         root = data / f"archive-{args.runs}"
         if not (root / ".complete").exists():
             print(f"writing {args.runs:,} archived runs below {root} ...", file=sys.stderr, flush=True)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -217,3 +218,14 @@ def _git_commit() -> str:
 def replay_executable() -> str:
     """The ``dbt-otel-replay`` console script of this interpreter's environment."""
     return str(Path(sys.executable).parent / "dbt-otel-replay")
+
+
+@contextlib.contextmanager
+def data_dir(path: Path | None, prefix: str) -> Iterator[Path]:
+    """``path`` (created if needed) to keep generated data in, else a temporary directory."""
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as temporary:
+        yield Path(temporary)

@@ -31,13 +31,21 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.generate import summarize
-from bench.measure import Measurement, exit_on_sigterm, load_average, machine, measure, replay_executable
+from bench.measure import (
+    Measurement,
+    data_dir,
+    exit_on_sigterm,
+    load_average,
+    machine,
+    measure,
+    replay_executable,
+)
 
 CASES = {
     "a": "(a) floor: msgspec + protobuf",
@@ -428,16 +436,6 @@ def prepare(nodes: int, data: Path, seed: int, with_openlineage: bool) -> Size:
     return size
 
 
-@contextmanager
-def _data_dir(path: Path | None) -> Iterator[Path]:
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-data-") as temporary:
-        yield Path(temporary)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -475,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[Run] = []
     rows: list[Row] = []
     failures: list[str] = []
-    with ExitStack() as stack, _data_dir(args.data) as data:
+    with ExitStack() as stack, data_dir(args.data, "bench-data-") as data:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-work-")))
         bench = Bench(work, stack)
         for nodes in args.sizes:
