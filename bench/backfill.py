@@ -37,6 +37,8 @@ from typing import Any
 from bench.measure import (
     REPO_ROOT,
     Measurement,
+    count_otlp_json,
+    count_requests,
     data_dir,
     exit_on_sigterm,
     load_average,
@@ -115,34 +117,6 @@ def write_archive(root: Path, runs: int, *, seed: int = 0) -> Path:
     return root
 
 
-def count_otlp_json(path: Path) -> tuple[int, int]:
-    """Spans and distinct trace ids in an OTLP/JSON lines file."""
-    spans = 0
-    traces: set[str] = set()
-    with path.open("rb") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            for resource_spans in json.loads(line)["resourceSpans"]:
-                for scope_spans in resource_spans["scopeSpans"]:
-                    for span in scope_spans["spans"]:
-                        spans += 1
-                        traces.add(span["traceId"])
-    return spans, len(traces)
-
-
-def count_received(requests: list[Any]) -> tuple[int, int]:
-    """Spans and distinct trace ids in received export requests."""
-    spans = 0
-    traces: set[bytes] = set()
-    for request in requests:
-        for resource_spans in request.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                spans += len(scope_spans.spans)
-                traces.update(s.trace_id for s in scope_spans.spans)
-    return spans, len(traces)
-
-
 def command_line(template: str, root: Path, out: Path, endpoint: str | None) -> list[str]:
     """The template split like a shell would, with its placeholders filled in."""
     words = shlex.split(template)
@@ -181,10 +155,10 @@ def run_once(
             f"exit code {result.returncode}{' (timed out)' if result.timed_out else ''}: {tail}"
         )
     if receiver is not None:
-        spans, traces = count_received(receiver.requests)
+        spans, _, traces = count_requests(receiver.requests)
         receiver.clear()
     elif out.exists():
-        spans, traces = count_otlp_json(out)
+        spans, _, traces = count_otlp_json(out)
         out.unlink()
     else:
         raise BackfillFailed(f"nothing to verify: the command wrote no {out} and sent nothing to a receiver")

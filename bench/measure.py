@@ -17,10 +17,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (
@@ -229,3 +230,41 @@ def data_dir(path: Path | None, prefix: str) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix=prefix) as temporary:
         yield Path(temporary)
+
+
+def count_requests(requests: Iterable[Any]) -> tuple[int, int, int]:
+    """Spans, distinct span ids and distinct trace ids in ``ExportTraceServiceRequest`` messages."""
+    spans = 0
+    span_ids: set[bytes] = set()
+    trace_ids: set[bytes] = set()
+    for request in requests:
+        for resource_spans in request.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                spans += len(scope_spans.spans)
+                span_ids.update(span.span_id for span in scope_spans.spans)
+                trace_ids.update(span.trace_id for span in scope_spans.spans)
+    return spans, len(span_ids), len(trace_ids)
+
+
+def count_otlp_json(path: Path) -> tuple[int, int, int]:
+    """Spans, distinct span ids and distinct trace ids in an OTLP/JSON lines file."""
+    try:
+        import msgspec
+
+        loads: Callable[[bytes], Any] = msgspec.json.decode
+    except ImportError:  # pragma: no cover - msgspec is a dependency of the package
+        loads = json.loads
+    spans = 0
+    span_ids: set[str] = set()
+    trace_ids: set[str] = set()
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            for resource_spans in loads(line)["resourceSpans"]:
+                for scope_spans in resource_spans["scopeSpans"]:
+                    for span in scope_spans["spans"]:
+                        spans += 1
+                        span_ids.add(span["spanId"])
+                        trace_ids.add(span["traceId"])
+    return spans, len(span_ids), len(trace_ids)

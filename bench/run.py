@@ -30,7 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,6 +39,8 @@ from typing import Any
 from bench.generate import summarize
 from bench.measure import (
     Measurement,
+    count_otlp_json,
+    count_requests,
     data_dir,
     exit_on_sigterm,
     load_average,
@@ -113,35 +115,6 @@ class Row:
 
 def _json_loads() -> Callable[[bytes], Any]:
     return json.loads if msgspec is None else msgspec.json.decode
-
-
-def count_otlp_json(path: Path) -> tuple[int, int]:
-    """Spans and distinct span ids in an OTLP/JSON lines file."""
-    loads = _json_loads()
-    count = 0
-    ids: set[str] = set()
-    with path.open("rb") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            for resource_spans in loads(line)["resourceSpans"]:
-                for scope_spans in resource_spans["scopeSpans"]:
-                    for span in scope_spans["spans"]:
-                        count += 1
-                        ids.add(span["spanId"])
-    return count, len(ids)
-
-
-def count_requests(requests: Iterator[Any] | list[Any]) -> tuple[int, int]:
-    """Spans and distinct span ids in ``ExportTraceServiceRequest`` messages."""
-    count = 0
-    ids: set[bytes] = set()
-    for request in requests:
-        for resource_spans in request.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                count += len(scope_spans.spans)
-                ids.update(span.span_id for span in scope_spans.spans)
-    return count, len(ids)
 
 
 def expected_openlineage_events(directory: Path) -> int:
@@ -264,7 +237,7 @@ class Bench:
             [sys.executable, "-m", "bench.floor", str(size.directory), str(out)], timeout=TIMEOUT_SECONDS
         )
         _check(result, "(a) bench.floor")
-        delivered, distinct = count_requests(read_requests(out))
+        delivered, distinct, _ = count_requests(read_requests(out))
         out.unlink()
         _verify(size.nodes, "a", delivered, distinct, size.spans, "spans")
         return Run(
@@ -282,7 +255,7 @@ class Bench:
         out = self.work / "trace.json"
         result = self._replay(size, "--output", str(out))
         _check(result, "(b) dbt-otel-replay --output")
-        delivered, distinct = count_otlp_json(out)
+        delivered, distinct, _ = count_otlp_json(out)
         out.unlink()
         _verify(size.nodes, "b", delivered, distinct, size.spans, "spans")
         return Run(
@@ -295,7 +268,7 @@ class Bench:
         result = self._replay(size, "--endpoint", receiver.grpc_endpoint, "--protocol", "grpc")
         _check(result, "(c) dbt-otel-replay --endpoint (gRPC receiver)")
         requests = receiver.requests
-        delivered, distinct = count_requests(requests)
+        delivered, distinct, _ = count_requests(requests)
         receiver.clear()
         _verify(size.nodes, "c", delivered, distinct, size.spans, "spans")
         return Run(
@@ -313,13 +286,13 @@ class Bench:
             result = self._replay(size, "--endpoint", collector.grpc_endpoint, "--protocol", "grpc")
             _check(result, "(d) dbt-otel-replay --endpoint (rotel)")
             deadline = time.monotonic() + 60 + size.spans / 2000
-            delivered, distinct = count_requests(receiver.requests)
+            delivered, distinct, _ = count_requests(receiver.requests)
             while delivered < size.spans and time.monotonic() < deadline:
                 time.sleep(0.1)
-                delivered, distinct = count_requests(receiver.requests)
+                delivered, distinct, _ = count_requests(receiver.requests)
             delivered_after = time.perf_counter() - began
             time.sleep(0.5)  # anything more (duplicates) would arrive now
-            delivered, distinct = count_requests(receiver.requests)
+            delivered, distinct, _ = count_requests(receiver.requests)
         receiver.clear()
         _verify(size.nodes, "d", delivered, distinct, size.spans, "spans")
         return Run(
