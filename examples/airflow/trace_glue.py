@@ -1,6 +1,9 @@
 """Glue between Airflow tasks and dbt-otel-replay's trace context, with no Airflow import.
 
-dbt_trace_dag.py uses these plain functions; they are tested without Airflow.
+dbt_trace_dag.py uses these plain functions; they are tested without Airflow. They deliberately
+do not import dbt_otel_replay: the scheduler parsing this DAG need not have it installed (the
+BashOperator may run the CLI from another environment, e.g. pipx), so the carrier format
+(README, "The traceparent file") is read here on its own.
 
 A *carrier* here is a dict of environment variables, ``{"TRACEPARENT": "00-...-01"}`` plus
 ``"TRACESTATE"`` when there is one: what the traceparent file holds, what goes into a
