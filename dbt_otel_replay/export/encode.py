@@ -178,21 +178,6 @@ class _SpanEncoder:
         return encoded
 
 
-def encode_span(plan: Plan, span: PlannedSpan) -> Span:
-    """Encode one planned span as an OTLP ``Span`` message.
-
-    Args:
-        plan: The plan the span belongs to (for the trace id, trace state and remote parent).
-        span: The span.
-
-    Returns:
-        The protobuf message.
-    """
-    message = Span()
-    _SpanEncoder(plan).fill(message, span)
-    return message
-
-
 def encode_attributes(attributes: Mapping[str, AttributeValue]) -> list[KeyValue]:
     """Encode attributes as OTLP key-values.
 
