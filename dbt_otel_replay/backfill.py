@@ -162,6 +162,7 @@ def backfill(
     roots: Sequence[Path],
     options: BackfillOptions,
     on_run: Callable[[RunReport], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> BackfillReport:
     """Replay every run found, oldest first, each as its own trace.
 
@@ -170,6 +171,7 @@ def backfill(
         roots: Directories searched recursively (``--recursive``).
         options: What to send where, the ledger and --force.
         on_run: Called with each run's report as soon as it is known (progress, output).
+        on_start: Called once with the number of runs found, before the first is reported.
 
     Returns:
         Every run's outcome.
@@ -185,6 +187,8 @@ def backfill(
             on_run(run_report)
 
     runs, unreadable = order_runs(list(find_runs(targets, roots)))
+    if on_start is not None:
+        on_start(len(runs) + len(unreadable))
     for bad in unreadable:
         note(bad)
     ledger = Ledger(options.ledger) if options.ledger is not None and _sends(options) else None

@@ -21,7 +21,7 @@ import click
 from . import __version__
 from ._files import write_text_atomically
 from .analysis import analyse
-from .backfill import BackfillOptions, RunReport, backfill, find_runs
+from .backfill import BackfillOptions, RunReport, backfill
 from .errors import EXIT_OK, ExportError, ReplayError
 from .export.config import Protocol, parse_header, resolve_export_config
 from .export.file import STDOUT
@@ -332,19 +332,23 @@ def _run_backfill(
     quiet: bool,
 ) -> int:
     lines_to = sys.stderr if options.replay.output == STDOUT else sys.stdout
-    progress: Progress | None = None
+    bars: list[Progress] = []  # drawn only on a terminal, once the number of runs is known
+
+    def on_start(total: int) -> None:
+        if sys.stderr.isatty() and not quiet:
+            bars.append(Progress(total, sys.stderr))
 
     def on_run(run: RunReport) -> None:
-        if progress is not None:
-            progress.advance(run.spans)
         if not json_format:
+            for bar in bars:
+                bar.clear()
             click.echo(render_run_line(run), file=lines_to)
+        for bar in bars:
+            bar.advance(run.spans)
 
-    if sys.stderr.isatty() and not quiet:
-        progress = Progress(len(list(find_runs(targets, roots))), sys.stderr)
-    report = backfill(targets, roots, options, on_run)
-    if progress is not None:
-        progress.close()
+    report = backfill(targets, roots, options, on_run, on_start)
+    for bar in bars:
+        bar.close()
     if json_format:
         click.echo(json.dumps(backfill_summary(report), indent=2))
     elif not quiet:

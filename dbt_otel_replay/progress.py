@@ -39,6 +39,11 @@ class Progress:
         )
         self.stream.flush()
 
+    def clear(self) -> None:
+        """Erase the bar's line, so other output can be written there before the next redraw."""
+        self.stream.write("\r\x1b[K")
+        self.stream.flush()
+
     def close(self) -> None:
         """End the line the bar was drawn on."""
         self.stream.write("\n")

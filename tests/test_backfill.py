@@ -208,6 +208,8 @@ def test_progress_bar_shows_runs_spans_rate_and_eta() -> None:
     progress = Progress(4, stream, clock=lambda: next(ticks))
     progress.advance(1000)
     progress.advance(3000)
+    progress.clear()
+    assert stream.getvalue().endswith("\r\x1b[K"), "a run line can take the bar's place"
     progress.close()
-    last = stream.getvalue().split("\r")[-1]
+    last = stream.getvalue().split("\r")[-2]  # the last drawing, before the clear
     assert "2/4 runs" in last and "4,000 spans" in last and "1,000 spans/s" in last and "eta 4s" in last
