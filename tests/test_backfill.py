@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from dbt_otel_replay.cli import main
 from dbt_otel_replay.progress import Progress
+from tests.support.contract import copy_pair
 from tests.support.receiver import OtlpReceiver
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts"
@@ -105,7 +105,7 @@ def test_the_ledger_sends_only_what_is_new_and_force_resends(
     assert otlp_receiver.span_count() == sum(SPANS.values()), "nothing was sent twice"
 
     extra = archive / "2026" / "12" / "new-run"
-    shutil.copytree(FIXTURES / "dbt-1.7" / "build", extra)
+    copy_pair(FIXTURES / "dbt-1.7" / "build", extra)
     newer = run(*args)
     assert sum(line.startswith("delivered") for line in newer.stdout.splitlines()) == 1
     assert otlp_receiver.span_count() == sum(SPANS.values()) + span_total("dbt-1.7/build")

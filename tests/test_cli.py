@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dbt_otel_replay.cli import main
-from tests.support.contract import from_otlp_json_lines
+from tests.support.contract import copy_pair, from_otlp_json_lines
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts"
 UPSTREAM = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -20,7 +19,7 @@ UPSTREAM = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 @pytest.fixture
 def target(tmp_path: Path) -> Path:
     directory = tmp_path / "target"
-    shutil.copytree(FIXTURES / "build", directory)
+    copy_pair(FIXTURES / "build", directory)
     return directory
 
 

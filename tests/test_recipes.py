@@ -32,6 +32,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from dbt_otel_replay.cli import main
+from tests.support.contract import copy_pair
 from tests.support.receiver import OtlpReceiver
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -93,7 +94,7 @@ def check_schema(schema: str, path: Path) -> subprocess.CompletedProcess[str]:
 def target(tmp_path: Path) -> Path:
     """A copy of the fixture run's target directory."""
     directory = tmp_path / "target"
-    shutil.copytree(FIXTURE_BUILD, directory)
+    copy_pair(FIXTURE_BUILD, directory)
     return directory
 
 

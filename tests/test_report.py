@@ -9,7 +9,6 @@ anything anyway.
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 import subprocess
 import tempfile
@@ -24,6 +23,7 @@ from dbt_otel_replay.analysis import RunAnalysis, analyse
 from dbt_otel_replay.artifacts import load_artifacts
 from dbt_otel_replay.plan import FAILED_STATUSES, Plan, plan_trace
 from dbt_otel_replay.report import render_html
+from tests.support.contract import copy_pair
 from tests.support.synthetic import write_synthetic_run
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts"
@@ -209,7 +209,7 @@ def page(workdir: Path, build: tuple[Plan, RunAnalysis]) -> Path:
 def evil_page(workdir: Path) -> Path:
     """The fixture run with a node id, a failure message and a project name made of HTML."""
     target = workdir / "evil"
-    shutil.copytree(FIXTURES / "build", target)
+    copy_pair(FIXTURES / "build", target)
     run_results = json.loads((target / "run_results.json").read_text())
     (failed_test,) = [r for r in run_results["results"] if r["status"] == "fail"]
     failed_test["unique_id"] = EVIL_NODE

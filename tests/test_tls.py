@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from dbt_otel_replay.cli import main
+from tests.support.contract import copy_pair
 from tests.support.receiver import OtlpReceiver
 from tests.support.tls import OPENSSL, TlsFiles, make_tls_files
 
@@ -73,7 +73,7 @@ def mtls_receiver(tls_files: TlsFiles) -> Iterator[OtlpReceiver]:
 @pytest.fixture
 def target(tmp_path: Path) -> Path:
     directory = tmp_path / "target"
-    shutil.copytree(BUILD, directory)
+    copy_pair(BUILD, directory)
     return directory
 
 

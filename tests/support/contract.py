@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +128,15 @@ def load_pair(target: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     manifest_path = target / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
     return run_results, manifest
+
+
+def copy_pair(source: Path, destination: Path) -> Path:
+    """Copy just a run's artifacts (not a traceparent or spill file a replay left beside them)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in ("run_results.json", "manifest.json"):
+        if (source / name).exists():
+            shutil.copy(source / name, destination / name)
+    return destination
 
 
 def _manifest_node(manifest: dict[str, Any] | None, unique_id: str) -> dict[str, Any] | None:
