@@ -43,8 +43,12 @@ class Nanos(int):
     """A timestamp dbt wrote, as integer nanoseconds since the Unix epoch."""
 
 
-class _Struct(msgspec.Struct, frozen=True):
-    """Base of the artifact types: unknown keys are ignored."""
+class _Struct(msgspec.Struct, frozen=True, gc=False):
+    """Base of the artifact types: unknown keys are ignored.
+
+    ``gc=False``: they hold only strings, numbers and each other, never a cycle, so the garbage
+    collector need not track (and repeatedly scan) the hundreds of thousands a large run makes.
+    """
 
 
 class TimingEntry(_Struct, frozen=True):
@@ -103,12 +107,18 @@ class NodeResult(_Struct, frozen=True):
     @property
     def started_at(self) -> int | None:
         """The earliest start of any phase, or None for a result without timing."""
-        return min((t.started_at for t in self.timing), default=None)
+        timing = self.timing
+        if len(timing) == 1:
+            return timing[0].started_at
+        return min([t.started_at for t in timing], default=None)
 
     @property
     def completed_at(self) -> int | None:
         """The latest end of any phase, or None for a result without timing."""
-        return max((t.completed_at for t in self.timing), default=None)
+        timing = self.timing
+        if len(timing) == 1:
+            return timing[0].completed_at
+        return max([t.completed_at for t in timing], default=None)
 
     @property
     def failure_count(self) -> int | None:
@@ -358,13 +368,16 @@ def load_artifacts(
     """
     run_results_path = target_dir if target_dir.is_file() else _existing(target_dir / RUN_RESULTS_FILENAME)
     warnings: list[str] = []
-    run_results = load_run_results(run_results_path, warnings, include_sql=include_sql)
     explicit = manifest_path is not None
     if manifest_path is None:
         manifest_path = _existing(run_results_path.parent / MANIFEST_FILENAME)
+    _check_head(run_results_path)  # a missing or non-JSON run_results.json fails before the manifest is read
     manifest: Manifest | None = None
     if explicit or manifest_path.exists():
+        # The manifest first: its bytes are the peak of memory, better not held beside the results.
         manifest = load_manifest(manifest_path, warnings)
+    run_results = load_run_results(run_results_path, warnings, include_sql=include_sql)
+    if manifest is not None:
         _check_same_invocation(run_results, manifest, manifest_path, warnings)
     else:
         warnings.append(
@@ -476,6 +489,16 @@ def _decode_hook(kind: type, value: Any) -> Any:
 
 def _read(path: Path) -> bytes:
     """The file's bytes (decompressed), after refusing what cannot be a JSON object."""
+    _check_head(path)
+    try:
+        raw = gzip.decompress(path.read_bytes()) if _is_gzip(path) else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ArtifactError(path, f"cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    return raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+
+
+def _check_head(path: Path) -> None:
+    """Refuse, from its first bytes, a file that cannot be a JSON object."""
     head = _peek(path)
     if head.startswith(_GIT_LFS_POINTER):
         raise ArtifactError(path, "is a Git LFS pointer, not the artifact; run `git lfs pull` first")
@@ -484,11 +507,6 @@ def _read(path: Path) -> bytes:
         raise ArtifactError(path, "is empty")
     if not text.startswith(b"{"):
         raise ArtifactError(path, "is not a dbt artifact (a JSON object must start with '{')")
-    try:
-        raw = gzip.decompress(path.read_bytes()) if _is_gzip(path) else path.read_bytes()
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ArtifactError(path, f"cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
-    return raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
 
 
 def _peek(path: Path) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -221,22 +222,42 @@ def plan_trace(artifacts: Artifacts, options: PlanOptions | None = None) -> Plan
     return Plan(trace_id=trace_id, spans=tuple(spans), context=context, warnings=tuple(warnings))
 
 
-@dataclass(frozen=True)
 class _SpanIds:
     """Derives span ids from the trace id, the invocation and the node's identity."""
 
-    trace_id: str
-    invocation_key: str
+    def __init__(self, trace_id: str, invocation_key: str) -> None:
+        self.trace_id = trace_id
+        self.invocation_key = invocation_key
+        self._prefix = _json_array([trace_id, invocation_key])[:-1] + ", "
 
     def derive(self, *parts: str) -> str:
-        # JSON keeps the parts apart whatever characters they hold (no separator can collide).
-        key = json.dumps([self.trace_id, self.invocation_key, *parts], ensure_ascii=False)
+        """The span id for these parts: the first non-zero 8 bytes of SHA-256 over a JSON array.
+
+        JSON keeps the parts apart whatever characters they hold (no separator can collide);
+        the array is ``[trace_id, invocation_key, *parts]`` as ``json.dumps`` writes it.
+        """
+        if _JSON_ESCAPED.search("".join(parts)) is None:
+            key = self._prefix + '"' + '", "'.join(parts) + '"]'
+        else:
+            key = json.dumps([self.trace_id, self.invocation_key, *parts], ensure_ascii=False)
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
         for offset in range(0, len(digest) - 7, 8):
             candidate = digest[offset : offset + 8]
-            if any(candidate):
+            if candidate != _ZERO_ID:
                 return candidate.hex()
         raise AssertionError("a SHA-256 digest of only zero bytes")  # pragma: no cover
+
+
+_ZERO_ID = bytes(8)
+_JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')
+"""The characters json.dumps escapes in a string (with ensure_ascii=False)."""
+
+
+def _json_array(parts: list[str]) -> str:
+    """``json.dumps(parts, ensure_ascii=False)``, built directly when no part needs escaping."""
+    if _JSON_ESCAPED.search("".join(parts)) is None:
+        return '["' + '", "'.join(parts) + '"]'
+    return json.dumps(parts, ensure_ascii=False)
 
 
 def _invocation_key(run: RunResults, artifacts: Artifacts, warnings: list[str]) -> str:
@@ -329,19 +350,15 @@ def _node_spans(
     dag = build_dag(nodes)
     executed = {r.unique_id for r in results}
     parents_of = {r.unique_id: dag.executed_parents(r.unique_id, executed) for r in results}
-    windows = {
-        r.unique_id: Window(r.started_at, r.completed_at)
-        for r in results
-        if r.started_at is not None and r.completed_at is not None
-    }
+    windows = _windows(results)
     # on-run-start/end hooks run outside the DAG: they cannot hold a node back
     dag_windows = {uid: w for uid, w in windows.items() if not uid.startswith(HOOK_PREFIX)}
     critical = set(critical_chain(dag_windows, parents_of))
     node_ids = {uid: ids.derive("node", uid) for uid in executed}
     failure_ends = {
-        r.unique_id: r.completed_at
+        r.unique_id: windows[r.unique_id].end
         for r in results
-        if r.status in FAILED_STATUSES and r.completed_at is not None
+        if r.status in FAILED_STATUSES and r.unique_id in windows
     }
     adapter = artifacts.manifest.metadata.adapter_type if artifacts.manifest else None
     unknown: list[str] = []
@@ -351,7 +368,11 @@ def _node_spans(
         if node is None and artifacts.manifest is not None:
             unknown.append(result.unique_id)
         parents = _nesting_order(result.unique_id, parents_of[result.unique_id], windows, options.nesting)
-        start, end = _node_window(result, dag, failure_ends, invocation.end_time_unix_nano)
+        window = windows.get(result.unique_id)
+        if window is not None:
+            start, end = window.start, window.end
+        else:
+            start, end = _caused_at(result, dag, failure_ends, invocation)
         attributes = _node_attributes(result, node, adapter, options)
         if result.unique_id in critical:
             attributes["dbt.critical_path"] = True
@@ -395,14 +416,22 @@ def _nesting_order(
     return (chosen, *(p for p in parents if p != chosen))
 
 
-def _node_window(
-    result: NodeResult, dag: Dag, failure_ends: Mapping[str, int], invocation_end: int
+def _windows(results: Sequence[NodeResult]) -> dict[str, Window]:
+    """Each timed result's window, from its first phase's start to its last phase's end."""
+    windows = {}
+    for result in results:
+        start, end = result.started_at, result.completed_at
+        if start is not None and end is not None:
+            windows[result.unique_id] = Window(start, end)
+    return windows
+
+
+def _caused_at(
+    result: NodeResult, dag: Dag, failure_ends: Mapping[str, int], invocation: PlannedSpan
 ) -> tuple[int, int]:
-    """The node's recorded window; for a result without timing, the moment that caused it."""
-    if result.started_at is not None and result.completed_at is not None:
-        return result.started_at, result.completed_at
+    """For a result without timing (skipped), the moment that caused it: its failed ancestor's end."""
     failed_ancestors = [failure_ends[a] for a in dag.ancestors(result.unique_id) if a in failure_ends]
-    moment = min(failed_ancestors or failure_ends.values(), default=invocation_end)
+    moment = min(failed_ancestors or failure_ends.values(), default=invocation.end_time_unix_nano)
     return moment, moment
 
 

@@ -13,14 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
 from .artifacts import load_artifacts
 from .errors import ConfigError, ExportError
 from .export.config import ExportConfig, resolve_export_config
-from .export.encode import encode_requests, iter_requests
+from .export.encode import EncodedRequest, encode_requests, iter_requests
 from .export.file import STDOUT, append_otlp_json, read_otlp_json, write_otlp_json
-from .export.otlp import Delivery, deliver, span_count
+from .export.otlp import Delivery, deliver
 from .plan import AttributeValue, Plan, PlanOptions, plan_trace
 from .propagation import CARRIER_FILENAME, format_carrier, write_carrier
 
@@ -104,7 +102,7 @@ class Prepared:
 
     plan: Plan
     warnings: tuple[str, ...]
-    requests: list[ExportTraceServiceRequest]
+    requests: list[EncodedRequest]
     run_results_path: Path
 
     @property
@@ -201,7 +199,7 @@ def resend(path: Path, config: ExportConfig | None = None) -> ResendResult:
         write_otlp_json(delivery.unsent, path)
     except ExportError as exc:
         return ResendResult(path, delivery, exc)
-    kept = sum(span_count(r) for r in delivery.unsent)
+    kept = sum(r.spans for r in delivery.unsent)
     return ResendResult(
         path,
         delivery,
@@ -234,7 +232,7 @@ def save_unsent(delivery: Delivery, spill: Path) -> str:
     Returns:
         The collector's problem, then where the spans went (or that they could not be saved).
     """
-    unsent = sum(span_count(r) for r in delivery.unsent)
+    unsent = sum(r.spans for r in delivery.unsent)
     reason = delivery.problems[0] if delivery.problems else "not accepted"
     try:
         append_otlp_json(delivery.unsent, spill)

@@ -11,17 +11,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 
 from dbt_otel_replay.artifacts import load_artifacts
 from dbt_otel_replay.cli import main
 from dbt_otel_replay.export.config import resolve_export_config
-from dbt_otel_replay.export.encode import encode_requests
+from dbt_otel_replay.export.encode import EncodedRequest, encode_requests
 from dbt_otel_replay.export.file import append_otlp_json
-from dbt_otel_replay.export.otlp import Transport, deliver, open_transport
+from dbt_otel_replay.export.otlp import Answer, Transport, deliver, open_transport
 from dbt_otel_replay.plan import plan_trace
 from dbt_otel_replay.replay import resend
 from tests.support.collector import RotelCollector
@@ -39,16 +35,16 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def requests(run_dir: Path) -> list[ExportTraceServiceRequest]:
+def requests(run_dir: Path) -> list[EncodedRequest]:
     plan = plan_trace(load_artifacts(run_dir))
     return encode_requests(plan, {"service.name": "dbt"}, max_request_bytes=REQUEST_BYTES)
 
 
-def span_ids(requests: list[ExportTraceServiceRequest]) -> list[str]:
+def span_ids(requests: list[EncodedRequest]) -> list[str]:
     return [
         s.span_id.hex()
         for r in requests
-        for rs in r.resource_spans
+        for rs in r.message().resource_spans
         for ss in rs.scope_spans
         for s in ss.spans
     ]
@@ -65,7 +61,7 @@ class StopCollectorAfter:
         self.inner, self.collector, self.after, self.sent = inner, collector, after, 0
         self.stopped = False
 
-    def send(self, request: ExportTraceServiceRequest, timeout: float) -> ExportTraceServiceResponse:
+    def send(self, request: EncodedRequest, timeout: float) -> Answer:
         if self.sent == self.after and not self.stopped:
             self.collector.stop()
             self.stopped = True
@@ -88,7 +84,7 @@ def endpoint(collector: RotelCollector, protocol: str) -> str:
 
 @pytest.mark.parametrize("stop_after", [0, 1, 4])
 def test_collector_stopped_mid_export_and_back_within_the_deadline(
-    requests: list[ExportTraceServiceRequest],
+    requests: list[EncodedRequest],
     otlp_receiver: OtlpReceiver,
     rotel_collector: RotelCollector,
     protocol: str,
@@ -113,7 +109,7 @@ def test_collector_stopped_mid_export_and_back_within_the_deadline(
 
 @pytest.mark.parametrize("stop_after", [0, 1, 4])
 def test_collector_stopped_mid_export_and_gone_past_the_deadline(
-    requests: list[ExportTraceServiceRequest],
+    requests: list[EncodedRequest],
     otlp_receiver: OtlpReceiver,
     rotel_collector: RotelCollector,
     protocol: str,
@@ -178,7 +174,7 @@ def test_collector_down_before_the_export_then_resent_with_the_cli(
 
 
 def test_resend_keeps_what_is_still_not_accepted(
-    requests: list[ExportTraceServiceRequest], otlp_receiver: OtlpReceiver, tmp_path: Path
+    requests: list[EncodedRequest], otlp_receiver: OtlpReceiver, tmp_path: Path
 ) -> None:
     spill = tmp_path / "spill.json"
     append_otlp_json(requests, spill)

@@ -150,7 +150,11 @@ def check_replay(artifacts: Artifacts, options: PlanOptions) -> Plan:
     assert all(s.parent_span_id in known for s in plan.spans[1:])
     requests = encode_requests(plan, {"service.name": "fuzz"})
     encoded = [
-        span for r in requests for rs in r.resource_spans for ss in rs.scope_spans for span in ss.spans
+        span
+        for r in requests
+        for rs in r.message().resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
     ]
     assert len(encoded) == expected
     for request in requests:

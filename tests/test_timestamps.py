@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dbt_otel_replay.timestamps import format_timestamp, parse_timestamp
+from dbt_otel_replay.timestamps import _parse_any, format_timestamp, parse_timestamp
 from tests.support.contract import nanos
 
 BASE = 1_714_564_803  # 2024-05-01T12:00:03Z
@@ -40,3 +40,32 @@ def test_agrees_with_the_standard_library_to_the_microsecond(moment: object) -> 
     text = f"{moment:%Y-%m-%dT%H:%M:%S.%f}Z"
     assert parse_timestamp(text) == nanos(text)
     assert format_timestamp(parse_timestamp(text)) == text
+
+
+def _outcome(parse: object, text: str) -> int | str:
+    try:
+        return parse(text)  # type: ignore[operator, no-any-return]
+    except ValueError:
+        return "rejected"
+
+
+@given(
+    st.datetimes(min_value=__import__("datetime").datetime(1971, 1, 1)),
+    st.text(alphabet="0123456789 +-_.:Z٣²", min_size=2, max_size=2),
+    st.text(alphabet="0123456789 +-_.Z٣", min_size=6, max_size=6),
+)
+def test_the_fast_path_agrees_with_the_full_parser(moment: object, second: str, micros: str) -> None:
+    # Once a minute is known, dbt's usual form is converted without the regex: it must give the
+    # full parser's answer for every string of that shape, odd seconds and fractions included.
+    usual = f"{moment:%Y-%m-%dT%H:%M:}"
+    parse_timestamp(f"{usual}00.000000Z")  # the minute is now known
+    text = f"{usual}{second}.{micros}Z"
+    assert _outcome(parse_timestamp, text) == _outcome(_parse_any, text)
+    assert parse_timestamp(f"{usual}{moment:%S.%f}Z") == nanos(f"{usual}{moment:%S.%f}Z")
+
+
+def test_the_fast_path_refuses_a_leap_second_like_the_full_parser() -> None:
+    parse_timestamp("2024-05-01T12:00:00.000000Z")
+    for text in ("2024-05-01T12:00:60.000000Z", "2024-05-01T12:00:+1.000000Z", "2024-05-01T12:00:1_.000000Z"):
+        with pytest.raises(ValueError):
+            parse_timestamp(text)

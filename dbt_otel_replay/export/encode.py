@@ -1,29 +1,28 @@
-"""Encode a plan as OTLP: protobuf export requests and OTLP/JSON: pure, no I/O.
+"""Encode a plan as OTLP: protobuf export requests written straight from the planned spans: pure, no I/O.
 
-Spans are packed into as few ``ExportTraceServiceRequest`` messages as fit
-under the collector's default 4 MiB receive limit, so each request can be sent
-and acknowledged on its own.
+The protobuf wire format of the few OTLP messages a trace needs (request,
+resource spans, scope spans, span, event, link, status, key-value) is written
+here directly, field by field in field-number order, as protobuf itself would
+serialise it; building opentelemetry-proto message objects first costs more
+than planning the trace. Spans are packed into as few requests as fit under the
+collector's default 4 MiB receive limit (and 8,192 spans), so each request can
+be sent and acknowledged on its own. :func:`to_otlp_json` turns a request into
+OTLP/JSON.
 """
 
 from __future__ import annotations
 
 import base64
+import struct
 from collections.abc import Iterator, Mapping
-from typing import Any
-
-from google.protobuf.json_format import MessageToDict
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import (
-    AnyValue,
-    ArrayValue,
-    InstrumentationScope,
-    KeyValue,
-)
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..plan import AttributeValue, Plan, PlannedSpan
+from ..plan import AttributeValue, Plan, PlannedEvent, PlannedLink, PlannedSpan
+
+if TYPE_CHECKING:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 SCOPE_NAME = "dbt-otel-replay"
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
@@ -49,13 +48,57 @@ SHARED_ATTRIBUTE_KEYS = frozenset(
         "dbt.adapter_response.code",
     }
 )
-"""Attributes with few distinct values in a run: their encoded messages are built once and reused."""
+"""Attributes with few distinct values in a run: each distinct pair is encoded once and reused."""
 
-_KIND_INTERNAL = Span.SpanKind.SPAN_KIND_INTERNAL
-_FLAG_SAMPLED = 0x01
-_FLAG_HAS_IS_REMOTE = 0x100
-_FLAG_IS_REMOTE = 0x200
+SPAN_KIND_INTERNAL = 1
+FLAG_SAMPLED = 0x01
+FLAG_HAS_IS_REMOTE = 0x100
+FLAG_IS_REMOTE = 0x200
 ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
+
+# Field tags: (field number << 3) | wire type (0 varint, 1 fixed64, 2 length-delimited, 5 fixed32).
+_REQUEST_RESOURCE_SPANS = b"\x0a"
+_RESOURCE_SPANS_RESOURCE, _RESOURCE_SPANS_SCOPE_SPANS = b"\x0a", b"\x12"
+_RESOURCE_ATTRIBUTES = b"\x0a"
+_SCOPE_SPANS_SCOPE, _SCOPE_SPANS_SPANS = b"\x0a", b"\x12"
+_SCOPE_NAME, _SCOPE_VERSION = b"\x0a", b"\x12"
+_SPAN_TRACE_ID, _SPAN_SPAN_ID, _SPAN_TRACE_STATE, _SPAN_PARENT_SPAN_ID = b"\x0a", b"\x12", b"\x1a", b"\x22"
+_SPAN_NAME, _SPAN_KIND_INTERNAL = b"\x2a", b"\x30\x01"
+_SPAN_START, _SPAN_END = b"\x39", b"\x41"
+_SPAN_ATTRIBUTE, _SPAN_EVENT, _SPAN_LINK, _SPAN_STATUS = b"\x4a", b"\x5a", b"\x6a", b"\x7a"
+_SPAN_FLAGS = b"\x85\x01"
+_EVENT_TIME, _EVENT_NAME, _EVENT_ATTRIBUTE = b"\x09", b"\x12", b"\x1a"
+_LINK_TRACE_ID, _LINK_SPAN_ID, _LINK_ATTRIBUTE, _LINK_FLAGS = b"\x0a", b"\x12", b"\x22", b"\x35"
+_STATUS_MESSAGE, _STATUS_CODE = b"\x12", b"\x18"
+_KEY_VALUE_KEY, _KEY_VALUE_VALUE = b"\x0a", b"\x12"
+_ANY_STRING, _ANY_BOOL, _ANY_INT, _ANY_DOUBLE, _ANY_ARRAY = b"\x0a", b"\x10", b"\x18", b"\x21", b"\x2a"
+_ARRAY_VALUE = b"\x0a"
+_ID_LENGTH = {8: b"\x08", 16: b"\x10"}
+
+_fixed64 = struct.Struct("<Q").pack
+_fixed32 = struct.Struct("<I").pack
+_double = struct.Struct("<d").pack
+_SMALL_VARINTS = tuple(bytes((n,)) for n in range(128))
+
+
+@dataclass(frozen=True)
+class EncodedRequest:
+    """One serialised ``ExportTraceServiceRequest``, ready to send.
+
+    Attributes:
+        payload: The request in the protobuf wire format.
+        spans: How many spans it holds.
+    """
+
+    payload: bytes
+    spans: int
+
+    def message(self) -> ExportTraceServiceRequest:
+        """The request decoded by protobuf (for OTLP/JSON and for tests)."""
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        message: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(self.payload)
+        return message
 
 
 def encode_requests(
@@ -64,7 +107,7 @@ def encode_requests(
     *,
     max_request_bytes: int = MAX_REQUEST_BYTES,
     max_spans_per_request: int = MAX_SPANS_PER_REQUEST,
-) -> list[ExportTraceServiceRequest]:
+) -> list[EncodedRequest]:
     """Encode every span of a plan into export requests of bounded size (see :func:`iter_requests`)."""
     return list(
         iter_requests(
@@ -79,13 +122,14 @@ def iter_requests(
     *,
     max_request_bytes: int = MAX_REQUEST_BYTES,
     max_spans_per_request: int = MAX_SPANS_PER_REQUEST,
-) -> Iterator[ExportTraceServiceRequest]:
+) -> Iterator[EncodedRequest]:
     """Encode every span of a plan into export requests of bounded size, one request at a time.
 
     Args:
         plan: The spans to encode.
         resource: The resource attributes (service.name and the like).
-        max_request_bytes: The largest serialised request to produce.
+        max_request_bytes: The largest serialised request to produce (a single span larger
+            than that still goes out, alone).
         max_spans_per_request: The most spans to put in one request.
 
     Yields:
@@ -93,128 +137,188 @@ def iter_requests(
         hold every span exactly once. Each is complete when yielded.
     """
     encoder = _SpanEncoder(plan)
-    resource_message = Resource(attributes=encode_attributes(resource))
-    scope = InstrumentationScope(name=SCOPE_NAME, version=__version__)
-    budget = max_request_bytes - REQUEST_HEADROOM_BYTES - resource_message.ByteSize() - scope.ByteSize()
-    request, spans = _new_request(resource_message, scope)
+    attributes = b"".join(_key_value(_RESOURCE_ATTRIBUTES, k, v) for k, v in resource.items())
+    head = _field(_RESOURCE_SPANS_RESOURCE, attributes)
+    name_and_version = _string(_SCOPE_NAME, SCOPE_NAME) + _string(_SCOPE_VERSION, __version__)
+    scope = _field(_SCOPE_SPANS_SCOPE, name_and_version)
+    budget = max_request_bytes - REQUEST_HEADROOM_BYTES - len(head) - len(scope)
+    entries: list[bytes] = []
     size = 0
     for planned in plan.spans:
-        span = spans.add()
-        encoder.fill(span, planned)
-        span_size = span.ByteSize() + 8  # field tag and length prefix
-        if len(spans) > 1 and (size + span_size > budget or len(spans) > max_spans_per_request):
-            del spans[-1]  # it opens the next request instead
-            yield request
-            request, spans = _new_request(resource_message, scope)
-            encoder.fill(spans.add(), planned)
-            size = 0
-        size += span_size
-    yield request
+        entry = encoder.span(planned)
+        if entries and (size + len(entry) > budget or len(entries) >= max_spans_per_request):
+            yield _request(head, scope, entries)
+            entries, size = [], 0
+        entries.append(entry)
+        size += len(entry)
+    if entries or not plan.spans:
+        yield _request(head, scope, entries)
 
 
-def _new_request(resource: Resource, scope: InstrumentationScope) -> tuple[ExportTraceServiceRequest, Any]:
-    """An empty request for this resource and scope, and its repeated spans field."""
-    request = ExportTraceServiceRequest()
-    resource_spans = request.resource_spans.add()
-    resource_spans.resource.CopyFrom(resource)
-    scope_spans = resource_spans.scope_spans.add()
-    scope_spans.scope.CopyFrom(scope)
-    return request, scope_spans.spans
+def _request(head: bytes, scope: bytes, spans: list[bytes]) -> EncodedRequest:
+    """Wrap encoded span fields in a request for one resource and scope."""
+    scope_spans = _field(_RESOURCE_SPANS_SCOPE_SPANS, scope + b"".join(spans))
+    return EncodedRequest(_field(_REQUEST_RESOURCE_SPANS, head + scope_spans), len(spans))
 
 
 class _SpanEncoder:
-    """Fills OTLP ``Span`` messages in place, reusing the key-values that repeat across spans."""
+    """Writes planned spans as ``ScopeSpans.spans`` fields, reusing the key-values that repeat."""
 
     def __init__(self, plan: Plan) -> None:
-        self.trace_id = bytes.fromhex(plan.trace_id)
-        self.trace_state = plan.context.tracestate or ""
+        self.trace_id = _field(_SPAN_TRACE_ID, bytes.fromhex(plan.trace_id))
+        self.trace_state = _string(_SPAN_TRACE_STATE, plan.context.tracestate or "")
         self.remote_parent = plan.invocation.parent_span_id
-        self._shared: dict[tuple[str, str | tuple[str, ...]], KeyValue] = {}
+        self._shared: dict[tuple[str, AttributeValue], bytes] = {}
+        self._keys: dict[str, bytes] = {}
 
-    def fill(self, target: Span, span: PlannedSpan) -> None:
-        """Write one planned span into an (empty) ``Span`` message."""
-        is_remote = span.parent_span_id is not None and span.parent_span_id == self.remote_parent
-        target.trace_id = self.trace_id
-        target.span_id = bytes.fromhex(span.span_id)
+    def span(self, span: PlannedSpan) -> bytes:
+        """One span, encoded with its field tag and length (an element of ``ScopeSpans.spans``)."""
+        parts = [self.trace_id, _SPAN_SPAN_ID, b"\x08", bytes.fromhex(span.span_id), self.trace_state]
+        flags = FLAG_SAMPLED | FLAG_HAS_IS_REMOTE
         if span.parent_span_id:
-            target.parent_span_id = bytes.fromhex(span.parent_span_id)
-        if self.trace_state:
-            target.trace_state = self.trace_state
-        target.flags = _FLAG_SAMPLED | _FLAG_HAS_IS_REMOTE | (_FLAG_IS_REMOTE if is_remote else 0)
-        target.name = span.name
-        target.kind = _KIND_INTERNAL
-        target.start_time_unix_nano = span.start_time_unix_nano
-        target.end_time_unix_nano = span.end_time_unix_nano
-        target.attributes.extend(self.key_values(span.attributes))
-        for event in span.events:
-            target.events.add(
-                time_unix_nano=event.time_unix_nano,
-                name=event.name,
-                attributes=encode_attributes(event.attributes),
-            )
-        for link in span.links:
-            target.links.add(
-                trace_id=bytes.fromhex(link.trace_id),
-                span_id=bytes.fromhex(link.span_id),
-                attributes=encode_attributes(link.attributes),
-                flags=_FLAG_SAMPLED | _FLAG_HAS_IS_REMOTE,
-            )
-        if span.status or span.status_message:
-            target.status.code = int(span.status)  # type: ignore[assignment]
-            target.status.message = span.status_message
-
-    def key_values(self, attributes: Mapping[str, AttributeValue]) -> list[KeyValue]:
-        """Encode attributes, sharing the messages of low-cardinality ones (status, phase, type ...)."""
-        encoded = []
+            parts += (_SPAN_PARENT_SPAN_ID, b"\x08", bytes.fromhex(span.parent_span_id))
+            if span.parent_span_id == self.remote_parent:
+                flags |= FLAG_IS_REMOTE
+        parts.append(_string(_SPAN_NAME, span.name))
+        parts.append(_SPAN_KIND_INTERNAL)
+        if span.start_time_unix_nano:
+            parts += (_SPAN_START, _fixed64(span.start_time_unix_nano))
+        if span.end_time_unix_nano:
+            parts += (_SPAN_END, _fixed64(span.end_time_unix_nano))
         shared = self._shared
-        for key, value in attributes.items():
+        for key, value in span.attributes.items():
             if key in SHARED_ATTRIBUTE_KEYS and isinstance(value, (str, tuple)):
-                message = shared.get((key, value))
-                if message is None:
-                    message = shared[(key, value)] = KeyValue(key=key, value=_any_value(value))
-                encoded.append(message)
+                encoded = shared.get((key, value))
+                if encoded is None:
+                    encoded = shared[(key, value)] = _key_value(_SPAN_ATTRIBUTE, key, value)
+                parts.append(encoded)
+            elif type(value) is str:
+                parts.append(self.text_attribute(key, value))
             else:
-                encoded.append(KeyValue(key=key, value=_any_value(value)))
-        return encoded
+                parts.append(_key_value(_SPAN_ATTRIBUTE, key, value))
+        for event in span.events:
+            parts.append(_field(_SPAN_EVENT, _event(event)))
+        for link in span.links:
+            parts.append(_field(_SPAN_LINK, _link(link)))
+        if span.status or span.status_message:
+            status = _string(_STATUS_MESSAGE, span.status_message)
+            if span.status:
+                status += _STATUS_CODE + _varint(int(span.status))
+            parts.append(_field(_SPAN_STATUS, status))
+        parts += (_SPAN_FLAGS, _fixed32(flags))
+        body = b"".join(parts)
+        return b"".join((_SCOPE_SPANS_SPANS, _varint(len(body)), body))
+
+    def text_attribute(self, key: str, value: str) -> bytes:
+        """A span attribute with a string value: :func:`_key_value` unrolled for the commonest case."""
+        key_field = self._keys.get(key)
+        if key_field is None:
+            key_field = self._keys[key] = _string(_KEY_VALUE_KEY, key)
+        encoded = value.encode("utf-8", "replace")
+        size = len(encoded)
+        any_size = size + 2  # string_value's tag and one-byte length
+        key_value_size = len(key_field) + 2 + any_size
+        if key_value_size >= 128:  # some length needs more than one byte
+            return _key_value(_SPAN_ATTRIBUTE, key, value)
+        small = _SMALL_VARINTS
+        return b"".join(
+            (
+                _SPAN_ATTRIBUTE,
+                small[key_value_size],
+                key_field,
+                _KEY_VALUE_VALUE,
+                small[any_size],
+                _ANY_STRING,
+                small[size],
+                encoded,
+            )
+        )
 
 
-def encode_attributes(attributes: Mapping[str, AttributeValue]) -> list[KeyValue]:
-    """Encode attributes as OTLP key-values.
-
-    Args:
-        attributes: Attribute names and values (strings, booleans, numbers, string tuples).
-
-    Returns:
-        The key-values, in the mapping's order.
-    """
-    return [KeyValue(key=key, value=_any_value(value)) for key, value in attributes.items()]
+def _event(event: PlannedEvent) -> bytes:
+    time = _EVENT_TIME + _fixed64(event.time_unix_nano) if event.time_unix_nano else b""
+    attributes = b"".join(_key_value(_EVENT_ATTRIBUTE, k, v) for k, v in event.attributes.items())
+    return time + _string(_EVENT_NAME, event.name) + attributes
 
 
-def _any_value(value: AttributeValue) -> AnyValue:
+def _link(link: PlannedLink) -> bytes:
+    attributes = b"".join(_key_value(_LINK_ATTRIBUTE, k, v) for k, v in link.attributes.items())
+    return b"".join(
+        (
+            _id_field(_LINK_TRACE_ID, link.trace_id),
+            _id_field(_LINK_SPAN_ID, link.span_id),
+            attributes,
+            _LINK_FLAGS,
+            _fixed32(FLAG_SAMPLED | FLAG_HAS_IS_REMOTE),
+        )
+    )
+
+
+def _key_value(tag: bytes, key: str, value: AttributeValue) -> bytes:
+    """A ``KeyValue`` as the field ``tag`` (a span's, event's, link's or resource's attribute)."""
+    return _field(tag, _string(_KEY_VALUE_KEY, key) + _field(_KEY_VALUE_VALUE, _any_value(value)))
+
+
+def _any_value(value: AttributeValue) -> bytes:
+    # The value is a oneof: it is written even when it is the type's default ("", 0, false).
+    if isinstance(value, str):
+        encoded = value.encode("utf-8", "replace")
+        return b"".join((_ANY_STRING, _varint(len(encoded)), encoded))
     if isinstance(value, bool):
-        return AnyValue(bool_value=value)
+        return _ANY_BOOL + (b"\x01" if value else b"\x00")
     if isinstance(value, int):
-        return AnyValue(int_value=value)
+        return _ANY_INT + _varint(value & 0xFFFF_FFFF_FFFF_FFFF)  # int64: two's complement
     if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, tuple):
-        return AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=v) for v in value]))
-    return AnyValue(string_value=value)
+        return _ANY_DOUBLE + _double(value)
+    values = b"".join(_field(_ARRAY_VALUE, _any_value(item)) for item in value)
+    return _field(_ANY_ARRAY, values)
 
 
-def to_otlp_json(request: ExportTraceServiceRequest) -> dict[str, Any]:
+def _id_field(tag: bytes, hex_id: str) -> bytes:
+    raw = bytes.fromhex(hex_id)
+    return b"".join((tag, _ID_LENGTH.get(len(raw)) or _varint(len(raw)), raw)) if raw else b""
+
+
+def _string(tag: bytes, value: str) -> bytes:
+    """A string field; empty strings are left out, as protobuf does for proto3 scalars."""
+    if not value:
+        return b""
+    encoded = value.encode("utf-8", "replace")
+    return b"".join((tag, _varint(len(encoded)), encoded))
+
+
+def _field(tag: bytes, body: bytes) -> bytes:
+    """A length-delimited field (an embedded message or bytes)."""
+    return b"".join((tag, _varint(len(body)), body))
+
+
+def _varint(value: int) -> bytes:
+    if value < 128:
+        return _SMALL_VARINTS[value]
+    out = bytearray()
+    while value >= 128:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def to_otlp_json(request: EncodedRequest | ExportTraceServiceRequest) -> dict[str, Any]:
     """Convert a request to OTLP/JSON, the format of the collector's file exporter.
 
     OTLP/JSON differs from protobuf's canonical JSON in two ways handled here:
     trace and span ids are hex strings rather than base64, and enums are integers.
 
     Args:
-        request: The request.
+        request: The request, encoded or as a protobuf message.
 
     Returns:
         A JSON-serialisable dict (``{"resourceSpans": [...]}``).
     """
-    document: dict[str, Any] = MessageToDict(request, use_integers_for_enums=True)
+    from google.protobuf.json_format import MessageToDict
+
+    message = request.message() if isinstance(request, EncodedRequest) else request
+    document: dict[str, Any] = MessageToDict(message, use_integers_for_enums=True)
     _hex_ids(document)
     return document
 

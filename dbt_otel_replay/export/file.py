@@ -15,18 +15,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from google.protobuf.json_format import ParseDict, ParseError
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
 from .._files import write_text_atomically
 from ..errors import ArtifactError, ExportError
-from .encode import ID_FIELDS, to_otlp_json
+from .encode import ID_FIELDS, EncodedRequest, to_otlp_json
 
 STDOUT = Path("-")
 """The path that means standard output."""
 
 
-def otlp_json_lines(requests: Iterable[ExportTraceServiceRequest]) -> str:
+def otlp_json_lines(requests: Iterable[EncodedRequest]) -> str:
     """Render requests as OTLP/JSON, one request per line.
 
     Args:
@@ -38,12 +35,12 @@ def otlp_json_lines(requests: Iterable[ExportTraceServiceRequest]) -> str:
     return "".join(_lines(requests))
 
 
-def _lines(requests: Iterable[ExportTraceServiceRequest]) -> Iterator[str]:
+def _lines(requests: Iterable[EncodedRequest]) -> Iterator[str]:
     for request in requests:
         yield json.dumps(to_otlp_json(request), separators=(",", ":")) + "\n"
 
 
-def write_otlp_json(requests: Iterable[ExportTraceServiceRequest], path: Path) -> None:
+def write_otlp_json(requests: Iterable[EncodedRequest], path: Path) -> None:
     """Write requests as OTLP/JSON lines to a file (atomically) or to stdout (``-``), one at a time.
 
     Args:
@@ -63,7 +60,7 @@ def write_otlp_json(requests: Iterable[ExportTraceServiceRequest], path: Path) -
         raise ExportError(f"{path}: cannot write the trace: {exc.strerror or exc}") from None
 
 
-def append_otlp_json(requests: Sequence[ExportTraceServiceRequest], path: Path) -> None:
+def append_otlp_json(requests: Sequence[EncodedRequest], path: Path) -> None:
     """Append requests to an OTLP/JSON lines file and flush them to disk (for the spill file).
 
     Appending lets one spill file collect the spans of several failed runs.
@@ -82,7 +79,7 @@ def append_otlp_json(requests: Sequence[ExportTraceServiceRequest], path: Path) 
         os.fsync(handle.fileno())
 
 
-def read_otlp_json(path: Path) -> list[ExportTraceServiceRequest]:
+def read_otlp_json(path: Path) -> list[EncodedRequest]:
     """Read an OTLP/JSON lines file back into export requests.
 
     Args:
@@ -98,6 +95,9 @@ def read_otlp_json(path: Path) -> list[ExportTraceServiceRequest]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise ArtifactError(path, f"cannot be read: {exc}") from None
+    from google.protobuf.json_format import ParseDict, ParseError
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
     requests = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -106,7 +106,9 @@ def read_otlp_json(path: Path) -> list[ExportTraceServiceRequest]:
             document = json.loads(line)
             if not isinstance(document, dict) or "resourceSpans" not in document:
                 raise ValueError("no resourceSpans")
-            requests.append(ParseDict(_ids_to_base64(document), ExportTraceServiceRequest()))
+            message = ParseDict(_ids_to_base64(document), ExportTraceServiceRequest())
+            spans = sum(len(s.spans) for rs in message.resource_spans for s in rs.scope_spans)
+            requests.append(EncodedRequest(message.SerializeToString(), spans))
         except (ValueError, ParseError, RecursionError) as exc:
             raise ArtifactError(path, f"line {number} is not an OTLP/JSON trace request ({exc})") from None
     return requests

@@ -3,7 +3,9 @@
 Every request is sent on its own and its response read: a transport error or a
 retryable status is retried with exponential backoff until the request's
 deadline, a partial success is reported with the collector's own words, and
-nothing is queued where it could be dropped silently.
+nothing is queued where it could be dropped silently. gRPC and HTTP libraries
+are imported when a transport is opened, not before: reading a large run's
+artifacts is the memory peak, and it should not carry them.
 """
 
 from __future__ import annotations
@@ -15,23 +17,17 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from typing import Protocol as TypingProtocol
 from urllib.parse import urlsplit
 
-import grpc
-import requests
-from google.protobuf.json_format import Parse
-from google.protobuf.message import DecodeError
-from google.rpc.status_pb2 import Status as RpcStatus
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
-
 from ..errors import ConfigError
 from .config import ExportConfig, Protocol
-from .encode import to_otlp_json
+from .encode import EncodedRequest, to_otlp_json
+
+if TYPE_CHECKING:
+    import grpc
+    import requests
 
 logger = logging.getLogger(__name__)
 
@@ -43,16 +39,18 @@ MAX_BACKOFF_SECONDS = 8.0
 """The longest single wait between two attempts."""
 RETRYABLE_GRPC_CODES = frozenset(
     {
-        grpc.StatusCode.CANCELLED,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.ABORTED,
-        grpc.StatusCode.OUT_OF_RANGE,
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DATA_LOSS,
+        "CANCELLED",
+        "DEADLINE_EXCEEDED",
+        "RESOURCE_EXHAUSTED",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNAVAILABLE",
+        "DATA_LOSS",
     }
 )
-"""gRPC codes the OTLP specification calls retryable."""
+"""gRPC codes (``grpc.StatusCode`` names) the OTLP specification calls retryable."""
+EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+"""The OTLP/gRPC method that receives traces."""
 RETRYABLE_HTTP_STATUSES = frozenset({429, 502, 503, 504})
 """HTTP statuses the OTLP specification calls retryable."""
 _TLS_WORDS = ("ssl", "tls", "certificate", "handshake")
@@ -70,10 +68,23 @@ class PermanentError(Exception):
     """A failed attempt that will fail again (refused, bad certificate, bad request)."""
 
 
-class Transport(TypingProtocol):
-    """Sends one export request and returns the receiver's response."""
+@dataclass(frozen=True)
+class Answer:
+    """What the receiver said of a request it accepted (its ``partial_success``, if any).
 
-    def send(self, request: ExportTraceServiceRequest, timeout: float) -> ExportTraceServiceResponse:
+    Attributes:
+        rejected_spans: How many of the request's spans it rejected.
+        message: Its error or warning message.
+    """
+
+    rejected_spans: int = 0
+    message: str = ""
+
+
+class Transport(TypingProtocol):
+    """Sends one export request and returns the receiver's answer."""
+
+    def send(self, request: EncodedRequest, timeout: float) -> Answer:
         """Send a request; raise RetryableError or PermanentError when it fails."""
 
     def close(self) -> None:
@@ -98,7 +109,7 @@ class Delivery:
     total: int
     accepted: int
     requests: int
-    unsent: tuple[ExportTraceServiceRequest, ...] = ()
+    unsent: tuple[EncodedRequest, ...] = ()
     problems: tuple[str, ...] = ()
 
     @property
@@ -108,7 +119,7 @@ class Delivery:
 
 
 def deliver(
-    requests_: Iterable[ExportTraceServiceRequest],
+    requests_: Iterable[EncodedRequest],
     config: ExportConfig,
     *,
     transport: Transport | None = None,
@@ -137,12 +148,12 @@ def deliver(
     sender = transport or open_transport(config)
     endpoint = config.display_endpoint
     accepted = complete_requests = total = 0
-    unsent: list[ExportTraceServiceRequest] = []
+    unsent: list[EncodedRequest] = []
     problems: list[str] = []
     pending = iter(requests_)
     try:
         for index, request in enumerate(pending):
-            count = span_count(request)
+            count = request.spans
             total += count
             try:
                 response = _send_with_retry(sender, request, config, sleep, clock)
@@ -150,10 +161,10 @@ def deliver(
                 problems.append(f"{endpoint}: {exc}")
                 unsent.append(request)
                 unsent.extend(pending)  # the rest is kept for a re-send, not tried against a dead end
-                total += sum(span_count(r) for r in unsent[1:])
+                total += sum(r.spans for r in unsent[1:])
                 break
-            rejected = min(response.partial_success.rejected_spans, count)
-            message = response.partial_success.error_message
+            rejected = min(response.rejected_spans, count)
+            message = response.message
             accepted += count - rejected
             if rejected:
                 problems.append(
@@ -177,18 +188,13 @@ def deliver(
     )
 
 
-def span_count(request: ExportTraceServiceRequest) -> int:
-    """How many spans a request holds."""
-    return sum(len(s.spans) for rs in request.resource_spans for s in rs.scope_spans)
-
-
 def _send_with_retry(
     sender: Transport,
-    request: ExportTraceServiceRequest,
+    request: EncodedRequest,
     config: ExportConfig,
     sleep: Callable[[float], None],
     clock: Callable[[], float],
-) -> ExportTraceServiceResponse:
+) -> Answer:
     deadline = clock() + config.timeout
     backoff = INITIAL_BACKOFF_SECONDS
     attempt = 1
@@ -226,6 +232,8 @@ class GrpcTransport:
 
     def __init__(self, config: ExportConfig) -> None:
         """Open a channel to ``config.endpoint`` (TLS unless http:// or insecure)."""
+        import grpc
+
         parts = urlsplit(config.endpoint if "://" in config.endpoint else f"//{config.endpoint}")
         target = parts.netloc or config.endpoint
         plaintext = parts.scheme == "http" or (not parts.scheme and config.insecure)
@@ -233,31 +241,50 @@ class GrpcTransport:
             self._channel = grpc.insecure_channel(target)
         else:
             self._channel = grpc.secure_channel(target, _grpc_credentials(config))
-        self._stub = TraceServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        # The request is already serialised: no request serialiser; the response is decoded below.
+        self._export = self._channel.unary_unary(
+            EXPORT_METHOD, request_serializer=None, response_deserializer=None
+        )
         self._metadata = config.headers
         self._compression = grpc.Compression.Gzip if config.compression == "gzip" else None
+        self._rpc_error = grpc.RpcError
         self._config = config
 
-    def send(self, request: ExportTraceServiceRequest, timeout: float) -> ExportTraceServiceResponse:
+    def send(self, request: EncodedRequest, timeout: float) -> Answer:
         """Call Export and translate a failure into a retryable or permanent error."""
         try:
-            response: ExportTraceServiceResponse = self._stub.Export(
-                request, timeout=timeout, metadata=self._metadata, compression=self._compression
+            response: bytes = self._export(
+                request.payload, timeout=timeout, metadata=self._metadata, compression=self._compression
             )
-        except grpc.RpcError as exc:
+        except self._rpc_error as exc:
             code, details = exc.code(), exc.details() or ""
             reason = f"gRPC {code.name}: {details}".rstrip(": ")
-            if code in RETRYABLE_GRPC_CODES and not _is_tls_failure(details):
+            if code.name in RETRYABLE_GRPC_CODES and not _is_tls_failure(details):
                 raise RetryableError(reason) from None
             raise PermanentError(_tls_hint(reason, self._config)) from None
-        return response
+        return _answer(response, self._config)
 
     def close(self) -> None:
         """Close the channel."""
         self._channel.close()
 
 
+def _answer(body: bytes, config: ExportConfig) -> Answer:
+    """Decode an ``ExportTraceServiceResponse``; an undecodable one is logged and taken as success."""
+    from google.protobuf.message import DecodeError
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+    try:
+        partial = ExportTraceServiceResponse.FromString(body).partial_success
+    except DecodeError:
+        logger.warning("%s: could not decode the collector's response body", config.display_endpoint)
+        return Answer()
+    return Answer(partial.rejected_spans, partial.error_message)
+
+
 def _grpc_credentials(config: ExportConfig) -> grpc.ChannelCredentials:
+    import grpc
+
     root, key, chain = _read_tls_files(config)
     return grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=chain)
 
@@ -305,6 +332,9 @@ class HttpTransport:
 
     def __init__(self, config: ExportConfig) -> None:
         """Prepare a session for ``config.endpoint``."""
+        import requests
+
+        self._errors = requests.exceptions
         _read_tls_files(config)  # a missing or unreadable file is a ConfigError now, not at the first POST
         self._config = config
         self._session = requests.Session()
@@ -318,22 +348,22 @@ class HttpTransport:
         if config.client_certificate and config.client_key:
             self._session.cert = (str(config.client_certificate), str(config.client_key))
 
-    def send(self, request: ExportTraceServiceRequest, timeout: float) -> ExportTraceServiceResponse:
+    def send(self, request: EncodedRequest, timeout: float) -> Answer:
         """POST the request and translate the answer."""
-        body = json.dumps(to_otlp_json(request)).encode() if self._json else request.SerializeToString()
+        body = json.dumps(to_otlp_json(request)).encode() if self._json else request.payload
         if self._config.compression == "gzip":
             body = gzip.compress(body)
         try:
             answer = self._session.post(
                 self._config.endpoint, data=body, timeout=timeout, verify=self._verify
             )
-        except requests.exceptions.SSLError as exc:
+        except self._errors.SSLError as exc:
             raise PermanentError(
                 _tls_hint(f"TLS handshake failed: {_root_cause(exc)}", self._config)
             ) from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        except (self._errors.ConnectionError, self._errors.Timeout) as exc:
             raise RetryableError(f"cannot reach the collector: {_root_cause(exc)}") from None
-        except requests.exceptions.RequestException as exc:
+        except self._errors.RequestException as exc:
             raise PermanentError(f"HTTP request failed: {_root_cause(exc)}") from None
         if answer.status_code in RETRYABLE_HTTP_STATUSES:
             raise RetryableError(f"HTTP {answer.status_code}", _retry_after(answer))
@@ -341,20 +371,20 @@ class HttpTransport:
             raise PermanentError(f"HTTP {answer.status_code}: {_error_text(answer)}")
         return self._response(answer)
 
-    def _response(self, answer: requests.Response) -> ExportTraceServiceResponse:
-        response = ExportTraceServiceResponse()
+    def _response(self, answer: requests.Response) -> Answer:
         if not answer.content:
-            return response
+            return Answer()
+        if not self._json:
+            return _answer(answer.content, self._config)
         try:
-            if self._json:
-                Parse(answer.text, response, ignore_unknown_fields=True)
-            else:
-                response.ParseFromString(answer.content)
-        except (DecodeError, ValueError):
+            document: Any = json.loads(answer.text)
+            partial = document.get("partialSuccess") or {}
+            return Answer(int(partial.get("rejectedSpans") or 0), str(partial.get("errorMessage") or ""))
+        except (ValueError, AttributeError, TypeError):
             logger.warning(
                 "%s: could not decode the collector's response body", self._config.display_endpoint
             )
-        return response
+            return Answer()
 
     def close(self) -> None:
         """Close the session."""
@@ -364,6 +394,9 @@ class HttpTransport:
 def _error_text(answer: requests.Response) -> str:
     """The message of an OTLP error body (a google.rpc.Status), else the body as text."""
     if "protobuf" in answer.headers.get("Content-Type", ""):
+        from google.protobuf.message import DecodeError
+        from google.rpc.status_pb2 import Status as RpcStatus
+
         status = RpcStatus()
         try:
             status.ParseFromString(answer.content)
