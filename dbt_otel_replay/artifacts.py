@@ -477,13 +477,13 @@ def _decode(path: Path, kind: type[_T], name: str, newest: int, warnings: list[s
 
 
 def _decode_hook(kind: type, value: Any) -> Any:
-    if kind is Nanos:
-        if not isinstance(value, str):
-            raise ValueError(f"expected an ISO 8601 timestamp string, got {value!r}")
+    if kind is Nanos and type(value) is str:
         nanos = parse_timestamp(value)
-        if not 0 <= nanos <= _MAX_UINT64:
-            raise ValueError(f"{value!r} is outside the times OpenTelemetry can carry (1970 to 2554)")
-        return Nanos(nanos)
+        if 0 <= nanos <= _MAX_UINT64:
+            return Nanos(nanos)
+        raise ValueError(f"{value!r} is outside the times OpenTelemetry can carry (1970 to 2554)")
+    if kind is Nanos:
+        raise ValueError(f"expected an ISO 8601 timestamp string, got {value!r}")
     raise NotImplementedError(kind)
 
 

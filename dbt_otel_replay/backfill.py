@@ -10,7 +10,7 @@ skipped; a collector that stops accepting ends the backfill, to be resumed later
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -19,9 +19,11 @@ from pathlib import Path
 from .artifacts import GZIP_SUFFIX, RUN_RESULTS_FILENAME, read_run_header
 from .errors import EXIT_BAD_INPUT, EXIT_EXPORT_FAILED, EXIT_OK, ArtifactError, ExportError
 from .export.config import resolve_export_config
-from .export.file import STDOUT, append_otlp_json, write_otlp_json
+from .export.encode_json import iter_otlp_json_lines
+from .export.file import STDOUT, append_lines, write_lines
 from .export.otlp import Delivery, deliver
 from .ledger import Ledger
+from .plan import AttributeValue
 from .replay import Prepared, ReplayOptions, prepare, save_unsent
 
 
@@ -221,16 +223,17 @@ def _replay_all(
     output = options.replay.output
     if output is not None and output != STDOUT:
         output.unlink(missing_ok=True)
+    sends = _sends(options)  # else the plan is written as OTLP/JSON: no protobuf requests to encode
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dbt-otel-replay-read") as reader:
         upcoming: Future[Prepared] | None = (
-            reader.submit(prepare, runs[0].run_results, run_options) if runs else None
+            reader.submit(prepare, runs[0].run_results, run_options, encode=sends) if runs else None
         )
         for index, run in enumerate(runs):
             assert upcoming is not None
             current = upcoming
             # read and encode the next run while this one is being sent
             upcoming = (
-                reader.submit(prepare, runs[index + 1].run_results, run_options)
+                reader.submit(prepare, runs[index + 1].run_results, run_options, encode=sends)
                 if index + 1 < len(runs)
                 else None
             )
@@ -252,7 +255,7 @@ def _replay_all(
             if options.replay.dry_run:
                 note(base)
             elif output is not None:
-                _write(prepared, output)
+                _write(prepared, run_options.resource, output)
                 note(replace(base, outcome=RunOutcome.WRITTEN))
             else:
                 assert config is not None
@@ -283,12 +286,13 @@ def _replay_all(
                 return
 
 
-def _write(prepared: Prepared, output: Path) -> None:
+def _write(prepared: Prepared, resource: Mapping[str, AttributeValue], output: Path) -> None:
+    lines = iter_otlp_json_lines(prepared.plan, resource)
     if output == STDOUT:
-        write_otlp_json(prepared.requests, STDOUT)
+        write_lines(lines, STDOUT)
         return
     try:
-        append_otlp_json(prepared.requests, output)
+        append_lines(lines, output)
     except OSError as exc:
         raise ExportError(f"{output}: cannot write the trace: {exc.strerror or exc}") from None
 

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum, IntEnum
+from functools import cached_property
 from typing import Literal
 
 import msgspec
@@ -169,7 +170,7 @@ class Plan:
         """The span of the dbt invocation itself (the first span)."""
         return self.spans[0]
 
-    @property
+    @cached_property
     def nodes(self) -> tuple[PlannedSpan, ...]:
         """The node spans, in run_results order."""
         return tuple(s for s in self.spans if s.role is SpanRole.NODE)

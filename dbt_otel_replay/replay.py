@@ -17,7 +17,8 @@ from .artifacts import load_artifacts
 from .errors import ConfigError, ExportError
 from .export.config import ExportConfig, resolve_export_config
 from .export.encode import EncodedRequest, encode_requests, iter_requests
-from .export.file import STDOUT, append_otlp_json, read_otlp_json, write_otlp_json
+from .export.encode_json import iter_otlp_json_lines
+from .export.file import STDOUT, append_otlp_json, read_otlp_json, write_lines, write_otlp_json
 from .export.otlp import Delivery, deliver
 from .plan import AttributeValue, Plan, PlanOptions, plan_trace
 from .propagation import CARRIER_FILENAME, format_carrier, write_carrier
@@ -148,7 +149,6 @@ def replay(target: Path, options: ReplayOptions) -> ReplayResult:
     """
     prepared = prepare(target, options, encode=False)
     plan, warnings = prepared.plan, prepared.warnings
-    requests = iter_requests(plan, options.resource)  # encoded while sent: one request in memory at a time
     if options.dry_run:
         return ReplayResult(plan, warnings, destination="dry run: nothing sent")
     target_dir = prepared.run_results_path.parent
@@ -157,12 +157,13 @@ def replay(target: Path, options: ReplayOptions) -> ReplayResult:
     spill: Path | None = None
     try:
         if options.output is not None:
-            write_otlp_json(requests, options.output)
+            write_lines(iter_otlp_json_lines(plan, options.resource), options.output)
             where = "standard output" if options.output == STDOUT else str(options.output)
             destination = f"written as OTLP/JSON to {where}"
         else:
             config = options.export or resolve_export_config()
-            delivery = deliver(requests, config)
+            # encoded while sent: one request in memory at a time
+            delivery = deliver(iter_requests(plan, options.resource), config)
             destination = _describe(delivery, config)
             if not delivery.complete:
                 spill = options.spill or target_dir / SPILL_FILENAME

@@ -6,6 +6,7 @@ summary to stderr).
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -116,7 +117,7 @@ def summary_document(plan: Plan, destination: str, warnings: Sequence[str] = ())
     """
     analysis = analyse(plan)
     nodes = plan.nodes
-    slowest = sorted(nodes, key=lambda s: (-s.duration_seconds, s.name))[:SLOWEST_SHOWN]
+    ranked = slowest(nodes)
     return {
         "version": SUMMARY_FORMAT_VERSION,
         "trace_id": plan.trace_id,
@@ -128,7 +129,7 @@ def summary_document(plan: Plan, destination: str, warnings: Sequence[str] = ())
         "nodes": len(nodes),
         "statuses": dict(status_counts(nodes).most_common()),
         "wall_time_seconds": plan.invocation.duration_seconds,
-        "slowest": [_node_entry(s) for s in slowest],
+        "slowest": [_node_entry(s) for s in ranked],
         "failures": [
             {**_node_entry(s), "message": s.status_message}
             for s in nodes
@@ -184,8 +185,22 @@ def _threads(analysis: RunAnalysis) -> list[str]:
     return lines
 
 
+def slowest(nodes: Sequence[PlannedSpan]) -> list[PlannedSpan]:
+    """The longest node spans, longest first (ties by name), at most SLOWEST_SHOWN of them.
+
+    Args:
+        nodes: Node spans.
+
+    Returns:
+        The slowest.
+    """
+    return heapq.nsmallest(
+        SLOWEST_SHOWN, nodes, key=lambda s: (s.start_time_unix_nano - s.end_time_unix_nano, s.name)
+    )
+
+
 def _slowest(nodes: Sequence[PlannedSpan]) -> list[str]:
-    ranked = sorted(nodes, key=lambda s: (-s.duration_seconds, s.name))[:SLOWEST_SHOWN]
+    ranked = slowest(nodes)
     ranked = [s for s in ranked if s.duration_seconds > 0]
     if not ranked:
         return []

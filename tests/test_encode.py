@@ -19,6 +19,7 @@ from dbt_otel_replay.export.encode import (
     encode_requests,
     to_otlp_json,
 )
+from dbt_otel_replay.export.encode_json import iter_otlp_json_lines
 from dbt_otel_replay.export.file import otlp_json_lines
 from dbt_otel_replay.plan import (
     AttributeValue,
@@ -68,6 +69,21 @@ def test_the_wire_format_is_what_protobuf_writes(target: Path) -> None:
 
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)))  # lone surrogates: see the test below
+
+
+@pytest.mark.parametrize("target", RUNS, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_otlp_json_lines_are_what_protobuf_json_makes_of_the_requests(target: Path) -> None:
+    # --output writes OTLP/JSON straight from the plan; it must equal protobuf's JSON mapping
+    # (with hex ids) of the protobuf requests, which is what the collector's file exporter writes.
+    for options in (PlanOptions(), PlanOptions(upstream=UPSTREAM, include_sql=True)):
+        plan = plan_trace(load_artifacts(target, include_sql=options.include_sql), options)
+        lines = list(iter_otlp_json_lines(plan, RESOURCE))
+        assert all(line.endswith("}\n") and line.count("\n") == 1 for line in lines)
+        assert [json.loads(line) for line in lines] == [
+            to_otlp_json(r) for r in encode_requests(plan, RESOURCE)
+        ]
+
+
 ATTRIBUTE_VALUES: st.SearchStrategy[AttributeValue] = st.one_of(
     TEXT,
     st.booleans(),
@@ -124,6 +140,28 @@ def test_any_planned_span_encodes_as_protobuf_would(plan: Plan) -> None:
     decoded = [span for request in encode_requests(plan, RESOURCE) for span in spans_of(request)]
     # compare the bytes that go on the wire (a NaN attribute is not equal to itself as a message)
     assert [s.SerializeToString() for s in decoded] == [s.SerializeToString() for s in expected]
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(plans())
+def test_any_planned_span_becomes_the_otlp_json_protobuf_would_write(plan: Plan) -> None:
+    (line,) = iter_otlp_json_lines(plan, RESOURCE)
+    (request,) = encode_requests(plan, RESOURCE)
+    assert json.loads(line) == to_otlp_json(request)  # NaN and infinities are strings in both
+
+
+def test_otlp_json_lines_stay_under_the_limits() -> None:
+    plan = plan_trace(load_artifacts(FIXTURES / "build"), PlanOptions(include_sql=True))
+    limit = 16 * 1024
+    lines = list(iter_otlp_json_lines(plan, RESOURCE, max_line_bytes=limit))
+    assert len(lines) > 1 and all(len(line.encode()) <= limit for line in lines)
+    ids = [
+        s["spanId"] for line in lines for s in json.loads(line)["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    ]
+    assert ids == [s.span_id for s in plan.spans]
+    capped = list(iter_otlp_json_lines(plan, RESOURCE, max_spans_per_line=10))
+    counts = [len(json.loads(line)["resourceSpans"][0]["scopeSpans"][0]["spans"]) for line in capped]
+    assert counts == [10] * 9 + [len(plan.spans) - 90]
 
 
 def test_text_that_is_not_unicode_is_replaced_not_fatal() -> None:

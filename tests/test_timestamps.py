@@ -55,12 +55,13 @@ def _outcome(parse: object, text: str) -> int | str:
     st.text(alphabet="0123456789 +-_.Z٣", min_size=6, max_size=6),
 )
 def test_the_fast_path_agrees_with_the_full_parser(moment: object, second: str, micros: str) -> None:
-    # Once a minute is known, dbt's usual form is converted without the regex: it must give the
+    # Once a second is known, dbt's usual form is converted without the regex: it must give the
     # full parser's answer for every string of that shape, odd seconds and fractions included.
     usual = f"{moment:%Y-%m-%dT%H:%M:}"
-    parse_timestamp(f"{usual}00.000000Z")  # the minute is now known
-    text = f"{usual}{second}.{micros}Z"
-    assert _outcome(parse_timestamp, text) == _outcome(_parse_any, text)
+    for known in (f"{moment:%S}", second):
+        _outcome(parse_timestamp, f"{usual}{known}.000000Z")  # the second is now known, if valid
+        for text in (f"{usual}{known}.{micros}Z", f"{usual}{known}.{moment:%f}Z"):
+            assert _outcome(parse_timestamp, text) == _outcome(_parse_any, text)
     assert parse_timestamp(f"{usual}{moment:%S.%f}Z") == nanos(f"{usual}{moment:%S.%f}Z")
 
 

@@ -79,6 +79,8 @@ _fixed64 = struct.Struct("<Q").pack
 _fixed32 = struct.Struct("<I").pack
 _double = struct.Struct("<d").pack
 _SMALL_VARINTS = tuple(bytes((n,)) for n in range(128))
+_STRING_HEADS = tuple(bytes((n + 2,)) + _ANY_STRING + bytes((n,)) for n in range(126))
+"""For a string of n < 126 bytes: the AnyValue's length, string_value's tag and the string's length."""
 
 
 @dataclass(frozen=True)
@@ -142,23 +144,24 @@ def iter_requests(
     name_and_version = _string(_SCOPE_NAME, SCOPE_NAME) + _string(_SCOPE_VERSION, __version__)
     scope = _field(_SCOPE_SPANS_SCOPE, name_and_version)
     budget = max_request_bytes - REQUEST_HEADROOM_BYTES - len(head) - len(scope)
-    entries: list[bytes] = []
-    size = 0
+    pieces: list[bytes] = [scope]
+    count = size = 0
     for planned in plan.spans:
-        entry = encoder.span(planned)
-        if entries and (size + len(entry) > budget or len(entries) >= max_spans_per_request):
-            yield _request(head, scope, entries)
-            entries, size = [], 0
-        entries.append(entry)
-        size += len(entry)
-    if entries or not plan.spans:
-        yield _request(head, scope, entries)
+        encoded = encoder.span(planned)
+        if count and (size + len(encoded) > budget or count >= max_spans_per_request):
+            yield _request(head, pieces, count)
+            pieces, count, size = [scope], 0, 0
+        pieces.append(encoded)
+        count += 1
+        size += len(encoded)
+    if count or not plan.spans:
+        yield _request(head, pieces, count)
 
 
-def _request(head: bytes, scope: bytes, spans: list[bytes]) -> EncodedRequest:
-    """Wrap encoded span fields in a request for one resource and scope."""
-    scope_spans = _field(_RESOURCE_SPANS_SCOPE_SPANS, scope + b"".join(spans))
-    return EncodedRequest(_field(_REQUEST_RESOURCE_SPANS, head + scope_spans), len(spans))
+def _request(head: bytes, scope_spans: list[bytes], count: int) -> EncodedRequest:
+    """Wrap the pieces of a ``ScopeSpans`` (its scope, then its spans) in a request for one resource."""
+    body = _field(_RESOURCE_SPANS_SCOPE_SPANS, b"".join(scope_spans))
+    return EncodedRequest(_field(_REQUEST_RESOURCE_SPANS, head + body), count)
 
 
 class _SpanEncoder:
@@ -173,29 +176,19 @@ class _SpanEncoder:
 
     def span(self, span: PlannedSpan) -> bytes:
         """One span, encoded with its field tag and length (an element of ``ScopeSpans.spans``)."""
-        parts = [self.trace_id, _SPAN_SPAN_ID, b"\x08", bytes.fromhex(span.span_id), self.trace_state]
+        parts = [self.trace_id, _SPAN_SPAN_ID, b"\x08", bytes.fromhex(span.span_id)]
+        parts.append(self.trace_state)
         flags = FLAG_SAMPLED | FLAG_HAS_IS_REMOTE
         if span.parent_span_id:
             parts += (_SPAN_PARENT_SPAN_ID, b"\x08", bytes.fromhex(span.parent_span_id))
             if span.parent_span_id == self.remote_parent:
                 flags |= FLAG_IS_REMOTE
-        parts.append(_string(_SPAN_NAME, span.name))
-        parts.append(_SPAN_KIND_INTERNAL)
+        parts += (_string(_SPAN_NAME, span.name), _SPAN_KIND_INTERNAL)
         if span.start_time_unix_nano:
             parts += (_SPAN_START, _fixed64(span.start_time_unix_nano))
         if span.end_time_unix_nano:
             parts += (_SPAN_END, _fixed64(span.end_time_unix_nano))
-        shared = self._shared
-        for key, value in span.attributes.items():
-            if key in SHARED_ATTRIBUTE_KEYS and isinstance(value, (str, tuple)):
-                encoded = shared.get((key, value))
-                if encoded is None:
-                    encoded = shared[(key, value)] = _key_value(_SPAN_ATTRIBUTE, key, value)
-                parts.append(encoded)
-            elif type(value) is str:
-                parts.append(self.text_attribute(key, value))
-            else:
-                parts.append(_key_value(_SPAN_ATTRIBUTE, key, value))
+        self._attributes(parts, span.attributes)
         for event in span.events:
             parts.append(_field(_SPAN_EVENT, _event(event)))
         for link in span.links:
@@ -209,30 +202,26 @@ class _SpanEncoder:
         body = b"".join(parts)
         return b"".join((_SCOPE_SPANS_SPANS, _varint(len(body)), body))
 
-    def text_attribute(self, key: str, value: str) -> bytes:
-        """A span attribute with a string value: :func:`_key_value` unrolled for the commonest case."""
-        key_field = self._keys.get(key)
-        if key_field is None:
-            key_field = self._keys[key] = _string(_KEY_VALUE_KEY, key)
-        encoded = value.encode("utf-8", "replace")
-        size = len(encoded)
-        any_size = size + 2  # string_value's tag and one-byte length
-        key_value_size = len(key_field) + 2 + any_size
-        if key_value_size >= 128:  # some length needs more than one byte
-            return _key_value(_SPAN_ATTRIBUTE, key, value)
-        small = _SMALL_VARINTS
-        return b"".join(
-            (
-                _SPAN_ATTRIBUTE,
-                small[key_value_size],
-                key_field,
-                _KEY_VALUE_VALUE,
-                small[any_size],
-                _ANY_STRING,
-                small[size],
-                encoded,
-            )
-        )
+    def _attributes(self, parts: list[bytes], attributes: Mapping[str, AttributeValue]) -> None:
+        """Append a span's attributes; short strings (the commonest case) written inline."""
+        shared, keys, heads, small = self._shared, self._keys, _STRING_HEADS, _SMALL_VARINTS
+        for key, value in attributes.items():
+            if key in SHARED_ATTRIBUTE_KEYS and isinstance(value, (str, tuple)):
+                encoded = shared.get((key, value))
+                if encoded is None:
+                    encoded = shared[(key, value)] = _key_value(_SPAN_ATTRIBUTE, key, value)
+                parts.append(encoded)
+                continue
+            if type(value) is str:
+                key_field = keys.get(key)
+                if key_field is None:  # the key's field, then the value's tag
+                    key_field = keys[key] = _string(_KEY_VALUE_KEY, key) + _KEY_VALUE_VALUE
+                text = value.encode("utf-8", "replace")
+                size = len(key_field) + 3 + len(text)  # KeyValue: key, value tag, AnyValue's length,
+                if size < 128:  # ... string_value's tag and length, the text; one-byte lengths
+                    parts += (_SPAN_ATTRIBUTE, small[size], key_field, heads[len(text)], text)
+                    continue
+            parts.append(_key_value(_SPAN_ATTRIBUTE, key, value))
 
 
 def _event(event: PlannedEvent) -> bytes:

@@ -50,12 +50,25 @@ def write_otlp_json(requests: Iterable[EncodedRequest], path: Path) -> None:
     Raises:
         ExportError: If the file cannot be written.
     """
+    write_lines(_lines(requests), path)
+
+
+def write_lines(lines: Iterable[str], path: Path) -> None:
+    """Write OTLP/JSON lines to a file (atomically) or to stdout (``-``), one at a time.
+
+    Args:
+        lines: The lines, each ending in a newline (an iterator is consumed as it is written).
+        path: The file, or ``Path("-")`` for standard output.
+
+    Raises:
+        ExportError: If the file cannot be written.
+    """
     if path == STDOUT:
-        sys.stdout.writelines(_lines(requests))
+        sys.stdout.writelines(lines)
         sys.stdout.flush()
         return
     try:
-        write_text_atomically(path, _lines(requests))
+        write_text_atomically(path, lines)
     except OSError as exc:
         raise ExportError(f"{path}: cannot write the trace: {exc.strerror or exc}") from None
 
@@ -72,9 +85,22 @@ def append_otlp_json(requests: Sequence[EncodedRequest], path: Path) -> None:
     Raises:
         OSError: If the file cannot be written.
     """
+    append_lines(_lines(requests), path)
+
+
+def append_lines(lines: Iterable[str], path: Path) -> None:
+    """Append OTLP/JSON lines to a file and flush them to disk.
+
+    Args:
+        lines: The lines, each ending in a newline.
+        path: The file; created with its directory when missing.
+
+    Raises:
+        OSError: If the file cannot be written.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as handle:
-        handle.write(otlp_json_lines(requests))
+        handle.writelines(lines)
         handle.flush()
         os.fsync(handle.fileno())
 

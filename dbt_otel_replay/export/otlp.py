@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,11 +129,14 @@ def deliver(
 ) -> Delivery:
     """Send every request and check every answer; never drop a span silently.
 
-    A request that fails until its deadline, or is refused, ends the delivery:
-    it and every request after it are returned as unsent (the collector is
-    down or refusing, so trying the rest would only wait longer). A request
-    the collector accepts only in part is returned as unsent too, and the
-    delivery goes on.
+    One request is on the wire at a time, sent from a worker thread while this
+    thread takes the next one from ``requests_`` (encoding it, when that is a
+    generator), so encoding and the collector's work overlap; requests still go
+    out, and are answered, in order. A request that fails until its deadline, or
+    is refused, ends the delivery: it and every request after it are returned as
+    unsent (the collector is down or refusing, so trying the rest would only wait
+    longer). A request the collector accepts only in part is returned as unsent
+    too, and the delivery goes on.
 
     Args:
         requests_: The encoded requests; an iterator is consumed one request at a time, so a
@@ -146,46 +150,74 @@ def deliver(
         What was accepted and what was not.
     """
     sender = transport or open_transport(config)
-    endpoint = config.display_endpoint
-    accepted = complete_requests = total = 0
-    unsent: list[EncodedRequest] = []
-    problems: list[str] = []
+    tally = _Tally(config.display_endpoint)
     pending = iter(requests_)
     try:
-        for index, request in enumerate(pending):
-            count = request.spans
-            total += count
-            try:
-                response = _send_with_retry(sender, request, config, sleep, clock)
-            except (RetryableError, PermanentError) as exc:
-                problems.append(f"{endpoint}: {exc}")
-                unsent.append(request)
-                unsent.extend(pending)  # the rest is kept for a re-send, not tried against a dead end
-                total += sum(r.spans for r in unsent[1:])
-                break
-            rejected = min(response.rejected_spans, count)
-            message = response.message
-            accepted += count - rejected
-            if rejected:
-                problems.append(
-                    f"{endpoint}: the collector rejected {rejected} of {count} spans in request "
-                    f"{index + 1}: {message or 'no reason given'}"
-                )
-                unsent.append(request)
-                continue
-            if message:
-                logger.warning("%s: the collector says: %s", endpoint, message)
-            complete_requests += 1
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="otlp-export") as worker:
+            in_flight: tuple[EncodedRequest, Future[Answer]] | None = None
+            for request in pending:
+                tally.total += request.spans
+                if in_flight is not None and not tally.settle(*in_flight):
+                    in_flight = None
+                    tally.keep([request, *pending])  # kept for a re-send, not tried against a dead end
+                    break
+                in_flight = request, worker.submit(_send_with_retry, sender, request, config, sleep, clock)
+            if in_flight is not None:
+                tally.settle(*in_flight)
     finally:
         sender.close()
-    return Delivery(
-        endpoint=endpoint,
-        total=total,
-        accepted=accepted,
-        requests=complete_requests,
-        unsent=tuple(unsent),
-        problems=tuple(problems),
-    )
+    return tally.delivery()
+
+
+class _Tally:
+    """What the collector has answered so far, request by request."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.total = self.accepted = self.complete = self.answered = 0
+        self.unsent: list[EncodedRequest] = []
+        self.problems: list[str] = []
+
+    def settle(self, request: EncodedRequest, answer: Future[Answer]) -> bool:
+        """Wait for a request's answer and count it; False when it failed for good."""
+        self.answered += 1
+        try:
+            response = answer.result()
+        except (RetryableError, PermanentError) as exc:
+            self.problems.append(f"{self.endpoint}: {exc}")
+            self.unsent.append(request)
+            return False
+        count = request.spans
+        rejected = min(response.rejected_spans, count)
+        self.accepted += count - rejected
+        if rejected:
+            self.problems.append(
+                f"{self.endpoint}: the collector rejected {rejected} of {count} spans in request "
+                f"{self.answered}: {response.message or 'no reason given'}"
+            )
+            self.unsent.append(request)
+        elif response.message:
+            logger.warning("%s: the collector says: %s", self.endpoint, response.message)
+            self.complete += 1
+        else:
+            self.complete += 1
+        return True
+
+    def keep(self, requests: list[EncodedRequest]) -> None:
+        """Keep requests that were not tried (the first is already counted in ``total``)."""
+        self.unsent.extend(requests)
+        self.total += sum(r.spans for r in requests[1:])
+
+    def delivery(self) -> Delivery:
+        """The outcome."""
+        return Delivery(
+            endpoint=self.endpoint,
+            total=self.total,
+            accepted=self.accepted,
+            requests=self.complete,
+            unsent=tuple(self.unsent),
+            problems=tuple(self.problems),
+        )
 
 
 def _send_with_retry(
