@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -21,7 +22,7 @@ from .errors import EXIT_BAD_INPUT, EXIT_EXPORT_FAILED, EXIT_OK, ArtifactError, 
 from .export.config import resolve_export_config
 from .export.encode_json import iter_otlp_json_lines
 from .export.file import STDOUT, append_lines, write_lines
-from .export.otlp import Delivery, deliver
+from .export.otlp import Delivery, deliver, open_transport
 from .ledger import Ledger
 from .plan import AttributeValue
 from .replay import Prepared, ReplayOptions, prepare, save_unsent
@@ -224,7 +225,12 @@ def _replay_all(
     if output is not None and output != STDOUT:
         output.unlink(missing_ok=True)
     sends = _sends(options)  # else the plan is written as OTLP/JSON: no protobuf requests to encode
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dbt-otel-replay-read") as reader:
+    with ExitStack() as stack:
+        # one connection for every run; a reader thread to read the next run while one is sent
+        transport = stack.enter_context(closing(open_transport(config))) if config and sends else None
+        reader = stack.enter_context(
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="dbt-otel-replay-read")
+        )
         upcoming: Future[Prepared] | None = (
             reader.submit(prepare, runs[0].run_results, run_options, encode=sends) if runs else None
         )
@@ -258,8 +264,8 @@ def _replay_all(
                 _write(prepared, run_options.resource, output)
                 note(replace(base, outcome=RunOutcome.WRITTEN))
             else:
-                assert config is not None
-                delivery = deliver(prepared.requests, config)
+                assert config is not None and transport is not None
+                delivery = deliver(prepared.requests, config, transport=transport)
                 if delivery.complete:
                     if ledger is not None:
                         ledger.record(

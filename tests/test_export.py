@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -10,8 +13,8 @@ import pytest
 
 from dbt_otel_replay.artifacts import load_artifacts
 from dbt_otel_replay.export.config import resolve_export_config
-from dbt_otel_replay.export.encode import encode_requests
-from dbt_otel_replay.export.otlp import deliver
+from dbt_otel_replay.export.encode import EncodedRequest, encode_requests
+from dbt_otel_replay.export.otlp import Answer, Transport, deliver, open_transport
 from dbt_otel_replay.plan import plan_trace
 from tests.support.contract import check_contract, from_proto, load_pair
 from tests.support.receiver import OtlpReceiver
@@ -134,3 +137,55 @@ def test_partial_success_with_only_a_message_is_a_warning(
     config = resolve_export_config(endpoint=otlp_receiver.grpc_endpoint, protocol="grpc", environ={})
     assert deliver(encode_requests(PLAN, {"service.name": "dbt"}), config).complete
     assert "attribute truncated" in caplog.text
+
+
+class Watched:
+    """The real transport, watched: when each send ends, and the most sends on the wire at once."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner, self.active, self.most, self.closed = inner, 0, 0, False
+        self.finished: list[float] = []
+        self.lock = threading.Lock()
+
+    def send(self, request: EncodedRequest, timeout: float) -> Answer:
+        with self.lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        try:
+            time.sleep(0.05)  # a collector a little farther away than loopback
+            return self.inner.send(request, timeout)
+        finally:
+            with self.lock:
+                self.active -= 1
+                self.finished.append(time.monotonic())
+
+    def close(self) -> None:
+        self.closed = True
+        self.inner.close()
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_the_next_request_is_encoded_while_one_is_on_the_wire(
+    otlp_receiver: OtlpReceiver, protocol: str
+) -> None:
+    config = resolve_export_config(
+        endpoint=endpoint_for(otlp_receiver, protocol), protocol=protocol, environ={}
+    )
+    transport = Watched(open_transport(config))
+    taken: list[float] = []
+
+    def encoded_lazily() -> Iterator[EncodedRequest]:
+        for request in encode_requests(PLAN, {"service.name": "dbt"}, max_request_bytes=8 * 1024):
+            taken.append(time.monotonic())
+            yield request
+
+    delivery = deliver(encoded_lazily(), config, transport=transport)
+    assert delivery.complete and len(taken) == len(transport.finished) > 3
+    assert transport.most == 1, "one request on the wire at a time"
+    # request i+1 is taken from the encoder before request i's send has ended
+    assert all(taken[i + 1] < transport.finished[i] for i in range(len(taken) - 1))
+    received = [r.span.span_id.hex() for r in otlp_receiver.spans()]
+    assert received == [s.span_id for s in PLAN.spans], "sent, and accepted, in order"
+    assert not transport.closed, "a transport the caller passed in stays open for the next run"
+    assert deliver(encode_requests(PLAN, {"service.name": "dbt"}), config, transport=transport).complete
+    transport.close()

@@ -100,6 +100,7 @@ def test_collector_stopped_mid_export_and_back_within_the_deadline(
             rotel_collector.start()
 
     delivery = deliver(requests, config, transport=transport, sleep=wait_then_restart)
+    transport.close()  # deliver leaves a transport it was given open
     assert transport.stopped and len(requests) > stop_after
     assert delivery.complete, delivery.problems
     expected = span_ids(requests)
@@ -121,6 +122,7 @@ def test_collector_stopped_mid_export_and_gone_past_the_deadline(
     )
     transport = StopCollectorAfter(open_transport(config), rotel_collector, stop_after)
     delivery = deliver(requests, config, transport=transport)
+    transport.close()
     assert transport.stopped and not delivery.complete
     spill = tmp_path / "unsent.json"
     append_otlp_json(delivery.unsent, spill)

@@ -142,7 +142,8 @@ def deliver(
         requests_: The encoded requests; an iterator is consumed one request at a time, so a
             large trace need not be encoded whole before the first request goes out.
         config: Where and how to send them.
-        transport: The transport to use; by default the one ``config.protocol`` names.
+        transport: The transport to use (left open, for the caller to reuse and close); by
+            default the one ``config.protocol`` names, opened and closed here.
         sleep: Waits between retries (replaceable in tests).
         clock: A monotonic clock for deadlines (replaceable in tests).
 
@@ -165,7 +166,8 @@ def deliver(
             if in_flight is not None:
                 tally.settle(*in_flight)
     finally:
-        sender.close()
+        if transport is None:
+            sender.close()
     return tally.delivery()
 
 
