@@ -284,8 +284,13 @@ def resource_attributes(
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"OTEL_RESOURCE_ATTRIBUTES: {item.strip()!r} is not key=value")
-        attributes[unquote(key.strip())] = unquote(value.strip())
-    name = service_name or env.get("OTEL_SERVICE_NAME", "").strip()
+        attributes[_text(unquote(key.strip()))] = _text(unquote(value.strip()))
+    name = _text(service_name or env.get("OTEL_SERVICE_NAME", "").strip())
     name = name or str(attributes.get(SERVICE_NAME_KEY) or DEFAULT_SERVICE_NAME)
     attributes.pop(SERVICE_NAME_KEY, None)
     return {SERVICE_NAME_KEY: name, **attributes}
+
+
+def _text(value: str) -> str:
+    """Text as OTLP can carry it: bytes that were not UTF-8 (PEP 383 surrogates) become U+FFFD."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

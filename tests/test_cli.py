@@ -195,3 +195,23 @@ def test_views_are_for_one_run(tmp_path: Path) -> None:
         str(FIXTURES / "run"), str(FIXTURES / "test"), "--dry-run", "--html", str(tmp_path / "r.html")
     )
     assert result.exit_code == 2 and "--html: for one run" in result.stderr
+
+
+@pytest.mark.parametrize("output", ["trace.json", None], ids=["output", "dry-run"])
+def test_undecodable_bytes_in_the_environment_are_replaced_not_a_traceback(
+    tmp_path: Path, output: str | None
+) -> None:
+    # os.environ holds bytes that are not UTF-8 as lone surrogates (PEP 383); OTLP carries UTF-8.
+    target = tmp_path / "run"
+    copy_pair(FIXTURES / "run", target)
+    env = {"OTEL_SERVICE_NAME": "dbt\udcff", "OTEL_RESOURCE_ATTRIBUTES": "team=d\udcffata"}
+    args = [str(target), "--output", str(tmp_path / output)] if output else [str(target), "--dry-run"]
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 0, result.output
+    if output:
+        line = (tmp_path / output).read_text(encoding="utf-8").splitlines()[0]
+        resource = json.loads(line)["resourceSpans"][0]["resource"]["attributes"]
+        assert resource == [
+            {"key": "service.name", "value": {"stringValue": "dbt\ufffd"}},
+            {"key": "team", "value": {"stringValue": "d\ufffdata"}},
+        ]
