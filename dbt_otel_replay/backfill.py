@@ -219,8 +219,11 @@ def _replay_all(
     ledger: Ledger | None,
     note: Callable[[RunReport], None],
 ) -> None:
-    run_options = replace(options.replay, manifest=None, plan=replace(options.replay.plan, upstream=None))
     config = options.replay.export or (resolve_export_config() if _sends(options) else None)
+    # each run read ahead is encoded for the protocol it will be sent with
+    run_options = replace(
+        options.replay, manifest=None, plan=replace(options.replay.plan, upstream=None), export=config
+    )
     output = options.replay.output
     if output is not None and output != STDOUT:
         output.unlink(missing_ok=True)

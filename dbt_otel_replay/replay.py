@@ -8,16 +8,16 @@ Airflow task or any Python program.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote
 
 from .artifacts import load_artifacts
 from .errors import ConfigError, ExportError
-from .export.config import ExportConfig, resolve_export_config
-from .export.encode import EncodedRequest, encode_requests, iter_requests
-from .export.encode_json import iter_otlp_json_lines
+from .export.config import ExportConfig, Protocol, resolve_export_config
+from .export.encode import EncodedRequest, iter_requests
+from .export.encode_json import iter_json_requests, iter_otlp_json_lines
 from .export.file import STDOUT, append_otlp_json, read_otlp_json, write_lines, write_otlp_json
 from .export.otlp import Delivery, deliver
 from .plan import AttributeValue, Plan, PlanOptions, plan_trace
@@ -128,7 +128,7 @@ def prepare(target: Path, options: ReplayOptions, *, encode: bool = True) -> Pre
     """
     artifacts = load_artifacts(target, options.manifest, include_sql=options.plan.include_sql)
     plan = plan_trace(artifacts, options.plan)
-    requests = encode_requests(plan, options.resource) if encode and not options.dry_run else []
+    requests = list(_encoded(plan, options)) if encode and not options.dry_run else []
     return Prepared(plan, artifacts.warnings + plan.warnings, requests, artifacts.run_results_path)
 
 
@@ -162,8 +162,8 @@ def replay(target: Path, options: ReplayOptions) -> ReplayResult:
             destination = f"written as OTLP/JSON to {where}"
         else:
             config = options.export or resolve_export_config()
-            # encoded while sent: one request in memory at a time
-            delivery = deliver(iter_requests(plan, options.resource), config)
+            options = replace(options, export=config)
+            delivery = deliver(_encoded(plan, options), config)  # encoded while sent
             destination = _describe(delivery, config)
             if not delivery.complete:
                 spill = options.spill or target_dir / SPILL_FILENAME
@@ -173,6 +173,13 @@ def replay(target: Path, options: ReplayOptions) -> ReplayResult:
     carrier = _carrier_path(target_dir, options.traceparent_to)
     _hand_on(plan, carrier)
     return ReplayResult(plan, warnings, destination, delivery, carrier, spill, failure)
+
+
+def _encoded(plan: Plan, options: ReplayOptions) -> Iterator[EncodedRequest]:
+    """The plan's requests, encoded for the protocol they will be sent with, one at a time."""
+    if options.export is not None and options.export.protocol is Protocol.HTTP_JSON:
+        return iter_json_requests(plan, options.resource)
+    return iter_requests(plan, options.resource)
 
 
 def resend(path: Path, config: ExportConfig | None = None) -> ResendResult:

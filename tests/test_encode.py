@@ -13,13 +13,14 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from dbt_otel_replay.artifacts import load_artifacts
 from dbt_otel_replay.export.encode import (
+    JSON,
     MAX_REQUEST_BYTES,
     MAX_SPANS_PER_REQUEST,
     EncodedRequest,
     encode_requests,
     to_otlp_json,
 )
-from dbt_otel_replay.export.encode_json import iter_otlp_json_lines
+from dbt_otel_replay.export.encode_json import iter_json_requests, iter_otlp_json_lines
 from dbt_otel_replay.export.file import otlp_json_lines
 from dbt_otel_replay.plan import (
     AttributeValue,
@@ -79,9 +80,13 @@ def test_otlp_json_lines_are_what_protobuf_json_makes_of_the_requests(target: Pa
         plan = plan_trace(load_artifacts(target, include_sql=options.include_sql), options)
         lines = list(iter_otlp_json_lines(plan, RESOURCE))
         assert all(line.endswith("}\n") and line.count("\n") == 1 for line in lines)
-        assert [json.loads(line) for line in lines] == [
-            to_otlp_json(r) for r in encode_requests(plan, RESOURCE)
-        ]
+        requests = encode_requests(plan, RESOURCE)
+        assert [json.loads(line) for line in lines] == [to_otlp_json(r) for r in requests]
+        # the same as OTLP/HTTP JSON requests, and back to protobuf: the very bytes encoded directly
+        as_json = list(iter_json_requests(plan, RESOURCE))
+        assert [r.media_type for r in as_json] == [JSON] * len(requests)
+        assert [r.protobuf() for r in as_json] == [r.payload for r in requests]
+        assert [json.loads(r.otlp_json()) for r in as_json] == [json.loads(r.otlp_json()) for r in requests]
 
 
 ATTRIBUTE_VALUES: st.SearchStrategy[AttributeValue] = st.one_of(

@@ -14,6 +14,7 @@ import pytest
 from dbt_otel_replay.artifacts import load_artifacts
 from dbt_otel_replay.export.config import resolve_export_config
 from dbt_otel_replay.export.encode import EncodedRequest, encode_requests
+from dbt_otel_replay.export.encode_json import iter_json_requests
 from dbt_otel_replay.export.otlp import Answer, Transport, deliver, open_transport
 from dbt_otel_replay.plan import plan_trace
 from tests.support.contract import check_contract, from_proto, load_pair
@@ -44,6 +45,21 @@ def test_every_protocol_delivers_the_whole_contract(
     spans = [from_proto(r.span, r.resource_attributes) for r in otlp_receiver.spans()]
     check_contract(*load_pair(FIXTURES / "build"), spans)
     assert otlp_receiver.headers[0]["authorization"] == "Bearer t0ken"
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf", "http/json"])
+def test_requests_encoded_as_otlp_json_go_over_every_protocol(
+    otlp_receiver: OtlpReceiver, protocol: str
+) -> None:
+    # http/json sends them as they are; gRPC and http/protobuf convert them (a spill file re-sent)
+    config = resolve_export_config(
+        endpoint=endpoint_for(otlp_receiver, protocol), protocol=protocol, environ={}
+    )
+    requests = list(iter_json_requests(PLAN, {"service.name": "dbt"}, max_request_bytes=16 * 1024))
+    delivery = deliver(requests, config)
+    assert delivery.complete and delivery.accepted == TOTAL and delivery.requests == len(requests) > 1
+    spans = [from_proto(r.span, r.resource_attributes) for r in otlp_receiver.spans()]
+    check_contract(*load_pair(FIXTURES / "build"), spans)
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])

@@ -13,6 +13,7 @@ OTLP/JSON.
 from __future__ import annotations
 
 import base64
+import json
 import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -83,24 +84,47 @@ _STRING_HEADS = tuple(bytes((n + 2,)) + _ANY_STRING + bytes((n,)) for n in range
 """For a string of n < 126 bytes: the AnyValue's length, string_value's tag and the string's length."""
 
 
+PROTOBUF = "application/x-protobuf"
+"""The media type of a request in the protobuf wire format (OTLP/gRPC, OTLP/HTTP protobuf)."""
+JSON = "application/json"
+"""The media type of a request in OTLP/JSON (OTLP/HTTP JSON, the collector's file exporter)."""
+
+
 @dataclass(frozen=True)
 class EncodedRequest:
     """One serialised ``ExportTraceServiceRequest``, ready to send.
 
     Attributes:
-        payload: The request in the protobuf wire format.
+        payload: The request, encoded as ``media_type`` says.
         spans: How many spans it holds.
+        media_type: :data:`PROTOBUF` (the wire format) or :data:`JSON` (OTLP/JSON).
     """
 
     payload: bytes
     spans: int
+    media_type: str = PROTOBUF
 
     def message(self) -> ExportTraceServiceRequest:
-        """The request decoded by protobuf (for OTLP/JSON and for tests)."""
+        """The request decoded by protobuf (to convert it, and for tests)."""
+        from google.protobuf.json_format import ParseDict
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+        if self.media_type == JSON:
+            document = ids_to_base64(json.loads(self.payload))
+            parsed: ExportTraceServiceRequest = ParseDict(document, ExportTraceServiceRequest())
+            return parsed
         message: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(self.payload)
         return message
+
+    def protobuf(self) -> bytes:
+        """The request in the protobuf wire format (converted when it was encoded as OTLP/JSON)."""
+        return self.payload if self.media_type == PROTOBUF else self.message().SerializeToString()
+
+    def otlp_json(self) -> bytes:
+        """The request as OTLP/JSON (converted when it was encoded as protobuf)."""
+        if self.media_type == JSON:
+            return self.payload
+        return json.dumps(to_otlp_json(self), separators=(",", ":")).encode()
 
 
 def encode_requests(
@@ -306,6 +330,9 @@ def to_otlp_json(request: EncodedRequest | ExportTraceServiceRequest) -> dict[st
     """
     from google.protobuf.json_format import MessageToDict
 
+    if isinstance(request, EncodedRequest) and request.media_type == JSON:
+        parsed: dict[str, Any] = json.loads(request.payload)
+        return parsed
     message = request.message() if isinstance(request, EncodedRequest) else request
     document: dict[str, Any] = MessageToDict(message, use_integers_for_enums=True)
     _hex_ids(document)
@@ -316,7 +343,7 @@ def _hex_ids(node: Any) -> None:
     if isinstance(node, dict):
         for key, value in node.items():
             if key in ID_FIELDS and isinstance(value, str):
-                node[key] = _base64_to_hex(value)
+                node[key] = base64.b64decode(value).hex()
             else:
                 _hex_ids(value)
     elif isinstance(node, list):
@@ -324,5 +351,22 @@ def _hex_ids(node: Any) -> None:
             _hex_ids(item)
 
 
-def _base64_to_hex(value: str) -> str:
-    return base64.b64decode(value).hex()
+def ids_to_base64(node: Any) -> Any:
+    """OTLP/JSON writes ids in hex; protobuf's JSON mapping reads bytes as base64.
+
+    Args:
+        node: An OTLP/JSON document, or a part of one.
+
+    Returns:
+        A copy with every trace and span id in base64.
+    """
+    if isinstance(node, dict):
+        return {
+            key: base64.b64encode(bytes.fromhex(value)).decode()
+            if key in ID_FIELDS and isinstance(value, str)
+            else ids_to_base64(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [ids_to_base64(item) for item in node]
+    return node

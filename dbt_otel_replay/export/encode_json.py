@@ -1,4 +1,4 @@
-"""Encode a plan as OTLP/JSON lines, straight from the planned spans: pure, no I/O.
+"""Encode a plan as OTLP/JSON, straight from the planned spans: lines for files, requests for HTTP; pure.
 
 Each line is one ``ExportTraceServiceRequest`` in OTLP/JSON, the format of the
 OpenTelemetry Collector's file exporter: protobuf's JSON mapping with camelCase
@@ -24,10 +24,12 @@ from .encode import (
     FLAG_HAS_IS_REMOTE,
     FLAG_IS_REMOTE,
     FLAG_SAMPLED,
+    JSON,
     MAX_REQUEST_BYTES,
     MAX_SPANS_PER_REQUEST,
     SCOPE_NAME,
     SPAN_KIND_INTERNAL,
+    EncodedRequest,
 )
 
 JsonObject = dict[str, Any]
@@ -54,6 +56,32 @@ def iter_otlp_json_lines(
     Yields:
         Lines ending in a newline, in plan order; together they hold every span exactly once.
     """
+    requests = iter_json_requests(
+        plan, resource, max_request_bytes=max_line_bytes - 1, max_spans_per_request=max_spans_per_line
+    )
+    for request in requests:
+        yield request.payload.decode() + "\n"
+
+
+def iter_json_requests(
+    plan: Plan,
+    resource: Mapping[str, AttributeValue],
+    *,
+    max_request_bytes: int = MAX_REQUEST_BYTES,
+    max_spans_per_request: int = MAX_SPANS_PER_REQUEST,
+) -> Iterator[EncodedRequest]:
+    """Encode every span of a plan into OTLP/JSON export requests (for OTLP/HTTP JSON), one at a time.
+
+    Args:
+        plan: The spans to encode.
+        resource: The resource attributes (service.name and the like).
+        max_request_bytes: The largest request body to produce (a single span larger than
+            that still goes out, alone).
+        max_spans_per_request: The most spans to put in one request.
+
+    Yields:
+        The requests (media type :data:`~dbt_otel_replay.export.encode.JSON`), in plan order.
+    """
     encode = msgspec.json.Encoder().encode
     scope: JsonObject = {"name": SCOPE_NAME, "version": __version__}
     head = (
@@ -63,20 +91,20 @@ def iter_otlp_json_lines(
         + encode(scope)
         + b',"spans":['
     )
-    tail = b"]}]}]}\n"
-    budget = max_line_bytes - len(head) - len(tail)
+    tail = b"]}]}]}"
+    budget = max_request_bytes - len(head) - len(tail)
     writer = _SpanWriter(plan)
     pieces: list[bytes] = []
     size = 0
     for planned in plan.spans:
         piece = encode(writer.span(planned))
-        if pieces and (size + len(piece) + 1 > budget or len(pieces) >= max_spans_per_line):
-            yield (head + b",".join(pieces) + tail).decode()
+        if pieces and (size + len(piece) + 1 > budget or len(pieces) >= max_spans_per_request):
+            yield EncodedRequest(head + b",".join(pieces) + tail, len(pieces), JSON)
             pieces, size = [], 0
         pieces.append(piece)
         size += len(piece) + 1
     if pieces or not plan.spans:
-        yield (head + b",".join(pieces) + tail).decode()
+        yield EncodedRequest(head + b",".join(pieces) + tail, len(pieces), JSON)
 
 
 class _SpanWriter:

@@ -7,17 +7,15 @@ collector's otlpjsonfile receiver, by ``jq``, or by ``dbt-otel-replay --resend``
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from .._files import write_text_atomically
 from ..errors import ArtifactError, ExportError
-from .encode import ID_FIELDS, EncodedRequest, to_otlp_json
+from .encode import EncodedRequest, ids_to_base64
 
 STDOUT = Path("-")
 """The path that means standard output."""
@@ -37,7 +35,7 @@ def otlp_json_lines(requests: Iterable[EncodedRequest]) -> str:
 
 def _lines(requests: Iterable[EncodedRequest]) -> Iterator[str]:
     for request in requests:
-        yield json.dumps(to_otlp_json(request), separators=(",", ":")) + "\n"
+        yield request.otlp_json().decode() + "\n"
 
 
 def write_otlp_json(requests: Iterable[EncodedRequest], path: Path) -> None:
@@ -132,23 +130,9 @@ def read_otlp_json(path: Path) -> list[EncodedRequest]:
             document = json.loads(line)
             if not isinstance(document, dict) or "resourceSpans" not in document:
                 raise ValueError("no resourceSpans")
-            message = ParseDict(_ids_to_base64(document), ExportTraceServiceRequest())
+            message = ParseDict(ids_to_base64(document), ExportTraceServiceRequest())
             spans = sum(len(s.spans) for rs in message.resource_spans for s in rs.scope_spans)
             requests.append(EncodedRequest(message.SerializeToString(), spans))
         except (ValueError, ParseError, RecursionError) as exc:
             raise ArtifactError(path, f"line {number} is not an OTLP/JSON trace request ({exc})") from None
     return requests
-
-
-def _ids_to_base64(node: Any) -> Any:
-    """OTLP/JSON writes ids in hex; protobuf's JSON mapping reads bytes as base64."""
-    if isinstance(node, dict):
-        return {
-            key: base64.b64encode(bytes.fromhex(value)).decode()
-            if key in ID_FIELDS and isinstance(value, str)
-            else _ids_to_base64(value)
-            for key, value in node.items()
-        }
-    if isinstance(node, list):
-        return [_ids_to_base64(item) for item in node]
-    return node

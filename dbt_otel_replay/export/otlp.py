@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 from .config import ExportConfig, Protocol
-from .encode import EncodedRequest, to_otlp_json
+from .encode import EncodedRequest
 
 if TYPE_CHECKING:
     import grpc
@@ -288,7 +288,7 @@ class GrpcTransport:
         """Call Export and translate a failure into a retryable or permanent error."""
         try:
             response: bytes = self._export(
-                request.payload, timeout=timeout, metadata=self._metadata, compression=self._compression
+                request.protobuf(), timeout=timeout, metadata=self._metadata, compression=self._compression
             )
         except self._rpc_error as exc:
             code, details = exc.code(), exc.details() or ""
@@ -384,7 +384,7 @@ class HttpTransport:
 
     def send(self, request: EncodedRequest, timeout: float) -> Answer:
         """POST the request and translate the answer."""
-        body = json.dumps(to_otlp_json(request)).encode() if self._json else request.payload
+        body = request.otlp_json() if self._json else request.protobuf()
         if self._config.compression == "gzip":
             body = gzip.compress(body)
         try:
