@@ -121,7 +121,8 @@ def prepare(target: Path, options: ReplayOptions, *, encode: bool = True) -> Pre
         encode: Encode the requests now (a backfill reads ahead); else ``requests`` is empty.
 
     Returns:
-        The plan and its OTLP requests.
+        The plan and its OTLP requests: OTLP/JSON when ``options.export`` is http/json,
+        else protobuf.
 
     Raises:
         ArtifactError: If the artifacts cannot be read.
