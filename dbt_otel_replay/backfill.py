@@ -219,7 +219,8 @@ def _replay_all(
     ledger: Ledger | None,
     note: Callable[[RunReport], None],
 ) -> None:
-    config = options.replay.export or (resolve_export_config() if _sends(options) else None)
+    sends = _sends(options)  # else the plan is written as OTLP/JSON: no protobuf requests to encode
+    config = options.replay.export or (resolve_export_config() if sends else None)
     # each run read ahead is encoded for the protocol it will be sent with
     run_options = replace(
         options.replay, manifest=None, plan=replace(options.replay.plan, upstream=None), export=config
@@ -227,7 +228,6 @@ def _replay_all(
     output = options.replay.output
     if output is not None and output != STDOUT:
         output.unlink(missing_ok=True)
-    sends = _sends(options)  # else the plan is written as OTLP/JSON: no protobuf requests to encode
     with ExitStack() as stack:
         # one connection for every run; a reader thread to read the next run while one is sent
         transport = stack.enter_context(closing(open_transport(config))) if config and sends else None

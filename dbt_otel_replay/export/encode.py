@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -168,24 +168,39 @@ def iter_requests(
     name_and_version = _string(_SCOPE_NAME, SCOPE_NAME) + _string(_SCOPE_VERSION, __version__)
     scope = _field(_SCOPE_SPANS_SCOPE, name_and_version)
     budget = max_request_bytes - REQUEST_HEADROOM_BYTES - len(head) - len(scope)
-    pieces: list[bytes] = [scope]
-    count = size = 0
-    for planned in plan.spans:
-        encoded = encoder.span(planned)
-        if count and (size + len(encoded) > budget or count >= max_spans_per_request):
-            yield _request(head, pieces, count)
-            pieces, count, size = [scope], 0, 0
-        pieces.append(encoded)
-        count += 1
-        size += len(encoded)
-    if count or not plan.spans:
-        yield _request(head, pieces, count)
+    spans = (encoder.span(planned) for planned in plan.spans)
+    for batch in pack(spans, budget, max_spans_per_request):
+        scope_spans = _field(_RESOURCE_SPANS_SCOPE_SPANS, b"".join([scope, *batch]))
+        yield EncodedRequest(_field(_REQUEST_RESOURCE_SPANS, head + scope_spans), len(batch))
 
 
-def _request(head: bytes, scope_spans: list[bytes], count: int) -> EncodedRequest:
-    """Wrap the pieces of a ``ScopeSpans`` (its scope, then its spans) in a request for one resource."""
-    body = _field(_RESOURCE_SPANS_SCOPE_SPANS, b"".join(scope_spans))
-    return EncodedRequest(_field(_REQUEST_RESOURCE_SPANS, head + body), count)
+def pack(
+    encoded_spans: Iterable[bytes], budget: int, most: int, *, separator: int = 0
+) -> Iterator[list[bytes]]:
+    """Group encoded spans, in order, into the batches that make one request each.
+
+    Args:
+        encoded_spans: Each span, encoded.
+        budget: The most bytes a batch's spans may take, ``separator`` bytes between each
+            two included; a span larger than that still goes, alone.
+        most: The most spans in one batch.
+        separator: Bytes the encoding puts between two spans (the comma of OTLP/JSON).
+
+    Yields:
+        Non-empty batches; one empty batch when there are no spans at all.
+    """
+    batch: list[bytes] = []
+    size = 0
+    yielded = False
+    for span in encoded_spans:
+        if batch and (size + len(span) + separator > budget or len(batch) >= most):
+            yield batch
+            yielded = True
+            batch, size = [], 0
+        batch.append(span)
+        size += len(span) + separator
+    if batch or not yielded:
+        yield batch
 
 
 class _SpanEncoder:

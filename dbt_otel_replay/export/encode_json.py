@@ -30,6 +30,7 @@ from .encode import (
     SCOPE_NAME,
     SPAN_KIND_INTERNAL,
     EncodedRequest,
+    pack,
 )
 
 JsonObject = dict[str, Any]
@@ -94,17 +95,9 @@ def iter_json_requests(
     tail = b"]}]}]}"
     budget = max_request_bytes - len(head) - len(tail)
     writer = _SpanWriter(plan)
-    pieces: list[bytes] = []
-    size = 0
-    for planned in plan.spans:
-        piece = encode(writer.span(planned))
-        if pieces and (size + len(piece) + 1 > budget or len(pieces) >= max_spans_per_request):
-            yield EncodedRequest(head + b",".join(pieces) + tail, len(pieces), JSON)
-            pieces, size = [], 0
-        pieces.append(piece)
-        size += len(piece) + 1
-    if pieces or not plan.spans:
-        yield EncodedRequest(head + b",".join(pieces) + tail, len(pieces), JSON)
+    spans = (encode(writer.span(planned)) for planned in plan.spans)
+    for batch in pack(spans, budget, max_spans_per_request, separator=len(b",")):
+        yield EncodedRequest(head + b",".join(batch) + tail, len(batch), JSON)
 
 
 class _SpanWriter:
