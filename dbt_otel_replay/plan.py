@@ -15,12 +15,13 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum, IntEnum
+from enum import Enum
 from functools import cached_property
 from typing import Literal
 
 import msgspec
 
+from . import attributes as attr
 from .artifacts import (
     AdapterResponse,
     Artifacts,
@@ -32,33 +33,18 @@ from .artifacts import (
 )
 from .critical import Window, critical_chain, holding_parent
 from .dag import Dag, build_dag
+from .statuses import FAILED_STATUSES, StatusCode, status
 from .timestamps import NANOS_PER_SECOND
 
 AttributeValue = str | bool | int | float | tuple[str, ...]
 Attributes = Mapping[str, AttributeValue]
 
-FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
-"""dbt statuses that make a span's status ERROR."""
-WARNING_STATUSES = frozenset({"warn", "partial success"})
-"""dbt statuses recorded as an event (``dbt.warn``, ``dbt.partial_success``) on a span without error."""
 HOOK_PREFIX = "operation."
 """unique_id prefix of on-run-start/on-run-end hooks, which run outside the DAG."""
 DEFAULT_SQL_MAX_CHARS = 4096
 """How much compiled SQL --include-sql exports per node."""
 SQL_TRUNCATION_MARK = "\n-- [truncated by dbt-otel-replay]"
 _RELATION_TYPES = frozenset({"model", "seed", "snapshot"})
-_TASK_RESULTS = {  # dbt status -> OpenTelemetry cicd.pipeline.task.run.result
-    "success": "success",
-    "pass": "success",
-    "warn": "success",
-    "no-op": "success",
-    "reused": "success",
-    "error": "failure",
-    "fail": "failure",
-    "partial success": "failure",
-    "runtime error": "error",
-    "skipped": "skip",
-}
 _TASK_TYPES = {"model": "build", "seed": "build", "snapshot": "build", "test": "test", "unit_test": "test"}
 _DB_SYSTEM_NAMES = {
     "postgres": "postgresql",
@@ -87,14 +73,6 @@ class SpanRole(Enum):
     INVOCATION = "invocation"
     NODE = "node"
     PHASE = "phase"
-
-
-class StatusCode(IntEnum):
-    """OpenTelemetry span status codes, numbered as in OTLP."""
-
-    UNSET = 0
-    OK = 1
-    ERROR = 2
 
 
 @dataclass(frozen=True)
@@ -300,19 +278,19 @@ def _invocation_attributes(artifacts: Artifacts, options: PlanOptions) -> dict[s
     run, manifest = artifacts.run_results, artifacts.manifest
     adapter = manifest.metadata.adapter_type if manifest else None
     attributes: dict[str, AttributeValue | None] = {
-        "dbt.invocation_id": run.metadata.invocation_id,
-        "dbt.version": run.metadata.dbt_version,
-        "dbt.command": run.command,
-        "dbt.project_name": manifest.metadata.project_name if manifest else None,
-        "dbt.target": run.arguments.target,
-        "dbt.adapter": adapter,
-        "db.system.name": db_system_name(adapter),
-        "dbt.elapsed_time": run.elapsed_time,
-        "dbt.result_count": len(run.results),
-        "dbt.vars": run.arguments.vars_json if options.include_sql else None,
-        "cicd.pipeline.name": (manifest.metadata.project_name if manifest else None) or f"dbt {run.command}",
-        "cicd.pipeline.run.id": run.metadata.invocation_id,
-        "cicd.pipeline.result": (
+        attr.INVOCATION_ID: run.metadata.invocation_id,
+        attr.VERSION: run.metadata.dbt_version,
+        attr.COMMAND: run.command,
+        attr.PROJECT_NAME: manifest.metadata.project_name if manifest else None,
+        attr.TARGET: run.arguments.target,
+        attr.ADAPTER: adapter,
+        attr.DB_SYSTEM_NAME: db_system_name(adapter),
+        attr.ELAPSED_TIME: run.elapsed_time,
+        attr.RESULT_COUNT: len(run.results),
+        attr.VARS: run.arguments.vars_json if options.include_sql else None,
+        attr.PIPELINE_NAME: (manifest.metadata.project_name if manifest else None) or f"dbt {run.command}",
+        attr.PIPELINE_RUN_ID: run.metadata.invocation_id,
+        attr.PIPELINE_RESULT: (
             "failure" if any(r.status in FAILED_STATUSES for r in run.results) else "success"
         ),
     }
@@ -376,7 +354,7 @@ def _node_spans(
             start, end = _caused_at(result, dag, failure_ends, invocation)
         attributes = _node_attributes(result, node, adapter, options)
         if result.unique_id in critical:
-            attributes["dbt.critical_path"] = True
+            attributes[attr.CRITICAL_PATH] = True
         span = PlannedSpan(
             role=SpanRole.NODE,
             span_id=node_ids[result.unique_id],
@@ -387,9 +365,9 @@ def _node_spans(
             attributes=attributes,
             events=_node_events(result, end),
             links=tuple(
-                PlannedLink(ids.trace_id, node_ids[p], {"dbt.node.unique_id": p}) for p in parents[1:]
+                PlannedLink(ids.trace_id, node_ids[p], {attr.NODE_UNIQUE_ID: p}) for p in parents[1:]
             ),
-            status=StatusCode.ERROR if result.status in FAILED_STATUSES else StatusCode.UNSET,
+            status=status(result.status).span_status,
             status_message=(result.message or result.status) if result.status in FAILED_STATUSES else "",
         )
         spans.append(span)
@@ -442,28 +420,28 @@ def _node_attributes(
     response = result.adapter_response or AdapterResponse()
     rows_affected = loose_int(response.rows_affected)
     attributes: dict[str, AttributeValue | None] = {
-        "dbt.node.unique_id": result.unique_id,
-        "dbt.status": result.status,
-        "dbt.thread_id": result.thread_id,
-        "thread.name": result.thread_id,
-        "dbt.execution_time": result.execution_time,
-        "dbt.failures": result.failure_count,
-        "dbt.message": result.message if result.status not in FAILED_STATUSES else None,
-        "dbt.adapter_response.rows_affected": rows_affected if rows_affected != -1 else None,
-        "dbt.adapter_response.query_id": _text(response.query_id),
-        "dbt.adapter_response.job_id": _text(response.job_id),
-        "dbt.adapter_response.bytes_processed": loose_int(response.bytes_processed),
-        "dbt.adapter_response.code": _text(response.code),
-        "db.query.text": _sql(result.sql, options) if options.include_sql else None,
-        "cicd.pipeline.task.name": result.unique_id,
-        "cicd.pipeline.task.run.id": result.unique_id,
-        "cicd.pipeline.task.run.result": _TASK_RESULTS.get(result.status),
+        attr.NODE_UNIQUE_ID: result.unique_id,
+        attr.STATUS: result.status,
+        attr.THREAD_ID: result.thread_id,
+        attr.THREAD_NAME: result.thread_id,
+        attr.EXECUTION_TIME: result.execution_time,
+        attr.FAILURES: result.failure_count,
+        attr.MESSAGE: result.message if result.status not in FAILED_STATUSES else None,
+        attr.ROWS_AFFECTED: rows_affected if rows_affected != -1 else None,
+        attr.QUERY_ID: _text(response.query_id),
+        attr.JOB_ID: _text(response.job_id),
+        attr.BYTES_PROCESSED: loose_int(response.bytes_processed),
+        attr.RESPONSE_CODE: _text(response.code),
+        attr.DB_QUERY_TEXT: _sql(result.sql, options) if options.include_sql else None,
+        attr.TASK_NAME: result.unique_id,
+        attr.TASK_RUN_ID: result.unique_id,
+        attr.TASK_RUN_RESULT: status(result.status).task_result,
     }
     if result.batch_results is not None:
         attributes.update(_batch_attributes(result.batch_results))
     if node is not None:
         attributes.update(_manifest_attributes(node, adapter))
-    attributes.setdefault("dbt.node.relation_name", result.relation_name)
+    attributes.setdefault(attr.NODE_RELATION_NAME, result.relation_name)
     return _present(attributes)
 
 
@@ -472,29 +450,29 @@ def _batch_attributes(batches: BatchResults) -> dict[str, AttributeValue | None]
     successful, failed = batches.successful_windows, batches.failed_windows
     windows = [w for w in successful + failed if len(w) == 2]
     return {
-        "dbt.batch.successful_count": len(successful),
-        "dbt.batch.failed_count": len(failed),
-        "dbt.batch.window_start": min((w[0] for w in windows), default=None),
-        "dbt.batch.window_end": max((w[1] for w in windows), default=None),
-        "dbt.batch.failed_windows": tuple("/".join(w) for w in failed),
+        attr.BATCH_SUCCESSFUL_COUNT: len(successful),
+        attr.BATCH_FAILED_COUNT: len(failed),
+        attr.BATCH_WINDOW_START: min((w[0] for w in windows), default=None),
+        attr.BATCH_WINDOW_END: max((w[1] for w in windows), default=None),
+        attr.BATCH_FAILED_WINDOWS: tuple("/".join(w) for w in failed),
     }
 
 
 def _manifest_attributes(node: ManifestNode, adapter: str | None) -> dict[str, AttributeValue | None]:
     has_relation = node.resource_type in _RELATION_TYPES and node.materialized != "ephemeral"
     return {
-        "dbt.node.resource_type": node.resource_type,
-        "dbt.node.name": node.name,
-        "dbt.node.package_name": node.package_name,
-        "dbt.node.materialized": node.materialized,
-        "dbt.node.original_file_path": node.original_file_path,
-        "code.file.path": node.original_file_path,
-        "dbt.node.tags": node.tag_list,
-        "dbt.node.relation_name": node.relation_name,
-        "db.system.name": db_system_name(adapter),
-        "db.namespace": _namespace(node, adapter) if has_relation else None,
-        "db.collection.name": (node.alias or node.name) if has_relation else None,
-        "cicd.pipeline.task.type": _TASK_TYPES.get(node.resource_type or ""),
+        attr.NODE_RESOURCE_TYPE: node.resource_type,
+        attr.NODE_NAME: node.name,
+        attr.NODE_PACKAGE_NAME: node.package_name,
+        attr.NODE_MATERIALIZED: node.materialized,
+        attr.NODE_ORIGINAL_FILE_PATH: node.original_file_path,
+        attr.CODE_FILE_PATH: node.original_file_path,
+        attr.NODE_TAGS: node.tag_list,
+        attr.NODE_RELATION_NAME: node.relation_name,
+        attr.DB_SYSTEM_NAME: db_system_name(adapter),
+        attr.DB_NAMESPACE: _namespace(node, adapter) if has_relation else None,
+        attr.DB_COLLECTION_NAME: (node.alias or node.name) if has_relation else None,
+        attr.TASK_TYPE: _TASK_TYPES.get(node.resource_type or ""),
     }
 
 
@@ -515,10 +493,11 @@ def _sql(compiled_code: str | None, options: PlanOptions) -> str | None:
 
 
 def _node_events(result: NodeResult, end: int) -> tuple[PlannedEvent, ...]:
-    if result.status not in WARNING_STATUSES:
+    event = status(result.status).event
+    if event is None:
         return ()
-    attributes = _present({"dbt.message": result.message, "dbt.failures": result.failure_count})
-    return (PlannedEvent(f"dbt.{result.status.replace(' ', '_')}", end, attributes),)
+    attributes = _present({attr.MESSAGE: result.message, attr.FAILURES: result.failure_count})
+    return (PlannedEvent(event, end, attributes),)
 
 
 def _phase_spans(result: NodeResult, node_span: PlannedSpan, ids: _SpanIds) -> list[PlannedSpan]:
@@ -536,7 +515,7 @@ def _phase_spans(result: NodeResult, node_span: PlannedSpan, ids: _SpanIds) -> l
                 name=timing.name,
                 start_time_unix_nano=timing.started_at,
                 end_time_unix_nano=timing.completed_at,
-                attributes={"dbt.phase": timing.name},
+                attributes={attr.PHASE: timing.name},
             )
         )
     return spans
@@ -556,4 +535,4 @@ def status_counts(spans: Sequence[PlannedSpan]) -> Counter[str]:
     Returns:
         A counter keyed by dbt status.
     """
-    return Counter(str(s.attributes.get("dbt.status")) for s in spans if s.role is SpanRole.NODE)
+    return Counter(str(s.attributes.get(attr.STATUS)) for s in spans if s.role is SpanRole.NODE)

@@ -19,7 +19,8 @@ import itertools
 from collections.abc import Callable, Iterable, Sequence
 
 from .analysis import RunAnalysis
-from .plan import FAILED_STATUSES, WARNING_STATUSES, Plan, PlannedSpan, status_counts
+from .plan import Plan, PlannedSpan, status_counts
+from .statuses import FAILED_STATUSES, WARNING_STATUSES
 from .timestamps import NANOS_PER_SECOND
 from .waterfall import (
     is_critical,

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from .analysis import RunAnalysis, analyse
 from .backfill import BackfillReport, RunOutcome, RunReport
-from .plan import FAILED_STATUSES, Plan, PlannedSpan, StatusCode, status_counts
+from .plan import Plan, PlannedSpan, status_counts
+from .statuses import FAILED_STATUSES, StatusCode
 
 SLOWEST_SHOWN = 5
 """How many of the slowest nodes the summary lists."""

@@ -21,8 +21,9 @@ import pytest
 
 from dbt_otel_replay.analysis import RunAnalysis, analyse
 from dbt_otel_replay.artifacts import load_artifacts
-from dbt_otel_replay.plan import FAILED_STATUSES, Plan, plan_trace
+from dbt_otel_replay.plan import Plan, plan_trace
 from dbt_otel_replay.report import render_html
+from dbt_otel_replay.statuses import FAILED_STATUSES
 from tests.support.contract import copy_pair
 from tests.support.synthetic import write_synthetic_run
 

@@ -1,0 +1,253 @@
+"""Every attribute key the replayed trace carries: the one place a key is named and documented.
+
+The planner writes spans with these keys, the protobuf encoder shares the
+low-cardinality ones, the views read them back through typed accessors
+(:mod:`dbt_otel_replay.views.node`), and the attribute table of
+docs/trace-contract.md is generated from :data:`CATALOGUE`. Renaming a key here
+renames it everywhere; a test checks the table against what the planner emits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+SpanKind = Literal["resource", "invocation", "node", "phase", "link", "event"]
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One documented attribute.
+
+    Attributes:
+        key: The attribute's key on the wire.
+        spans: Which spans (or the resource, links, events) carry it.
+        source: Where its value comes from, in Markdown.
+        example: A typical value, in Markdown.
+        low_cardinality: Few distinct values per run: the protobuf encoder encodes each pair once.
+    """
+
+    key: str
+    spans: tuple[SpanKind, ...]
+    source: str
+    example: str = ""
+    low_cardinality: bool = False
+
+
+CATALOGUE: list[Attribute] = []
+"""Every attribute, in the order of the documented table."""
+
+
+def _key(
+    key: str, spans: tuple[SpanKind, ...], source: str, example: str = "", *, low_cardinality: bool = False
+) -> str:
+    CATALOGUE.append(Attribute(key, spans, source, example, low_cardinality))
+    return key
+
+
+# --- resource --------------------------------------------------------------------------------------
+SERVICE_NAME = _key(
+    "service.name",
+    ("resource",),
+    "`--service-name`, else `OTEL_SERVICE_NAME`, else `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, "
+    "else `dbt`",
+    "`dbt`",
+)
+
+# --- dbt.*: the invocation -------------------------------------------------------------------------
+INVOCATION_ID = _key(
+    "dbt.invocation_id",
+    ("invocation",),
+    "run_results `metadata.invocation_id`",
+    "`3a56bf74-595a-4136-9f88-097261a0797f`",
+)
+VERSION = _key("dbt.version", ("invocation",), "run_results `metadata.dbt_version`", "`1.11.16`")
+COMMAND = _key("dbt.command", ("invocation",), "`args.which`", "`build`")
+PROJECT_NAME = _key("dbt.project_name", ("invocation",), "manifest `metadata.project_name`", "`jaffle_shop`")
+TARGET = _key("dbt.target", ("invocation",), "`args.target` (only when given on the command line)", "`prod`")
+ADAPTER = _key("dbt.adapter", ("invocation",), "manifest `metadata.adapter_type`", "`postgres`")
+ELAPSED_TIME = _key("dbt.elapsed_time", ("invocation",), "`elapsed_time` (seconds)", "`4.19`")
+RESULT_COUNT = _key("dbt.result_count", ("invocation",), "number of results", "`33`")
+VARS = _key(
+    "dbt.vars",
+    ("invocation",),
+    "`args.vars` as JSON, **only with `--include-sql`**",
+    '`{"day":"2024-05-01"}`',
+)
+
+# --- dbt.node.* and dbt.*: one executed node ------------------------------------------------------
+NODE_UNIQUE_ID = _key(
+    "dbt.node.unique_id",
+    ("node", "link"),
+    "result `unique_id`; on a link, the linked parent",
+    "`model.jaffle_shop.orders`",
+)
+STATUS = _key(
+    "dbt.status",
+    ("node",),
+    "result `status`, verbatim",
+    "`success`, `error`, `skipped`, `pass`, `fail`, `warn`",
+    low_cardinality=True,
+)
+NODE_RESOURCE_TYPE = _key(
+    "dbt.node.resource_type", ("node",), "manifest node `resource_type`", "`model`", low_cardinality=True
+)
+NODE_NAME = _key("dbt.node.name", ("node",), "manifest node `name`", "`orders`")
+NODE_PACKAGE_NAME = _key(
+    "dbt.node.package_name", ("node",), "manifest node `package_name`", "`jaffle_shop`", low_cardinality=True
+)
+NODE_MATERIALIZED = _key(
+    "dbt.node.materialized",
+    ("node",),
+    "manifest node `config.materialized`",
+    "`incremental`",
+    low_cardinality=True,
+)
+NODE_ORIGINAL_FILE_PATH = _key(
+    "dbt.node.original_file_path", ("node",), "manifest node `original_file_path`", "`models/orders.sql`"
+)
+NODE_TAGS = _key(
+    "dbt.node.tags", ("node",), "manifest node `tags` (string array)", '`["nightly"]`', low_cardinality=True
+)
+NODE_RELATION_NAME = _key(
+    "dbt.node.relation_name",
+    ("node",),
+    "manifest node or result `relation_name`",
+    '`"db"."schema"."orders"`',
+)
+THREAD_ID = _key(
+    "dbt.thread_id", ("node",), "result `thread_id`", "`Thread-3 (worker)`", low_cardinality=True
+)
+EXECUTION_TIME = _key("dbt.execution_time", ("node",), "result `execution_time` (seconds)", "`0.592`")
+FAILURES = _key(
+    "dbt.failures", ("node", "event"), "result `failures` (tests; also on a `dbt.warn` event)", "`2`"
+)
+MESSAGE = _key(
+    "dbt.message",
+    ("node", "event"),
+    "result `message` (not for failures: those are the span status; also on a `dbt.warn` event)",
+    "`SELECT 7`",
+)
+CRITICAL_PATH = _key(
+    "dbt.critical_path", ("node",), "`true` on the nodes of the run's critical path", "`true`"
+)
+
+# --- dbt.adapter_response.*: the warehouse's answer -----------------------------------------------
+ROWS_AFFECTED = _key(
+    "dbt.adapter_response.rows_affected", ("node",), "`adapter_response.rows_affected`, unless -1", "`7`"
+)
+QUERY_ID = _key(
+    "dbt.adapter_response.query_id",
+    ("node",),
+    "`adapter_response.query_id` (Snowflake, Databricks, ...)",
+    "`01b2...`",
+)
+JOB_ID = _key("dbt.adapter_response.job_id", ("node",), "`adapter_response.job_id` (BigQuery)", "`job_abc`")
+BYTES_PROCESSED = _key(
+    "dbt.adapter_response.bytes_processed",
+    ("node",),
+    "`adapter_response.bytes_processed` (BigQuery)",
+    "`1048576`",
+)
+RESPONSE_CODE = _key(
+    "dbt.adapter_response.code",
+    ("node",),
+    "`adapter_response.code`",
+    "`SELECT`, `INSERT`",
+    low_cardinality=True,
+)
+
+# --- dbt.batch.*: a microbatch model's data windows -----------------------------------------------
+BATCH_SUCCESSFUL_COUNT = _key(
+    "dbt.batch.successful_count", ("node",), "microbatch `batch_results.successful` (count)", "`30`"
+)
+BATCH_FAILED_COUNT = _key(
+    "dbt.batch.failed_count", ("node",), "microbatch `batch_results.failed` (count)", "`1`"
+)
+BATCH_WINDOW_START = _key(
+    "dbt.batch.window_start",
+    ("node",),
+    "first start of the batch windows (data time)",
+    "`2024-01-01T00:00:00+00:00`",
+)
+BATCH_WINDOW_END = _key(
+    "dbt.batch.window_end",
+    ("node",),
+    "last end of the batch windows (data time)",
+    "`2024-01-31T00:00:00+00:00`",
+)
+BATCH_FAILED_WINDOWS = _key(
+    "dbt.batch.failed_windows", ("node",), "each failed window as `start/end` (string array)"
+)
+
+# --- dbt.phase: compile and execute ---------------------------------------------------------------
+PHASE = _key("dbt.phase", ("phase",), "timing entry `name`", "`compile`, `execute`", low_cardinality=True)
+
+# --- OpenTelemetry semantic conventions: database, code, thread -----------------------------------
+DB_SYSTEM_NAME = _key(
+    "db.system.name",
+    ("invocation", "node"),
+    "adapter type mapped to OpenTelemetry's names (`postgres`→`postgresql`, `bigquery`→`gcp.bigquery`, "
+    "`redshift`→`aws.redshift`, `sqlserver`→`microsoft.sql_server`, others as is)",
+    "`postgresql`",
+    low_cardinality=True,
+)
+DB_NAMESPACE = _key(
+    "db.namespace",
+    ("node",),
+    "manifest `database` and `schema` (`db.schema` for PostgreSQL, `db|schema` elsewhere), "
+    "for models, seeds and snapshots",
+    "`analytics.marts`",
+    low_cardinality=True,
+)
+DB_COLLECTION_NAME = _key(
+    "db.collection.name",
+    ("node",),
+    "manifest `alias` (else `name`), for models, seeds and snapshots",
+    "`orders`",
+)
+DB_QUERY_TEXT = _key(
+    "db.query.text",
+    ("node",),
+    "result `compiled_code` (or `compiled_sql`), cut at `--sql-max-chars`, **only with `--include-sql`**",
+    "`select ...`",
+)
+CODE_FILE_PATH = _key(
+    "code.file.path", ("node",), "manifest node `original_file_path`", "`models/orders.sql`"
+)
+THREAD_NAME = _key(
+    "thread.name", ("node",), "result `thread_id`", "`Thread-3 (worker)`", low_cardinality=True
+)
+
+# --- OpenTelemetry semantic conventions: CI/CD pipelines ------------------------------------------
+PIPELINE_NAME = _key(
+    "cicd.pipeline.name",
+    ("invocation",),
+    "manifest `metadata.project_name` (else `dbt <command>`)",
+    "`jaffle_shop`",
+)
+PIPELINE_RUN_ID = _key("cicd.pipeline.run.id", ("invocation",), "`metadata.invocation_id`", "`3a56bf74-…`")
+PIPELINE_RESULT = _key(
+    "cicd.pipeline.result",
+    ("invocation",),
+    "`failure` when a node's status makes its span an error (`error`, `fail`, `runtime error`), "
+    "else `success`",
+    "`failure`",
+)
+TASK_NAME = _key("cicd.pipeline.task.name", ("node",), "result `unique_id`", "`model.jaffle_shop.orders`")
+TASK_RUN_ID = _key("cicd.pipeline.task.run.id", ("node",), "result `unique_id`", "`model.jaffle_shop.orders`")
+TASK_RUN_RESULT = _key(
+    "cicd.pipeline.task.run.result",
+    ("node",),
+    "the status table in docs/trace-contract.md (`success`, `failure`, `error`, `skip`)",
+    "`skip`",
+)
+TASK_TYPE = _key(
+    "cicd.pipeline.task.type",
+    ("node",),
+    "`build` for models, seeds and snapshots, `test` for tests and unit tests",
+    "`build`",
+)
+
+LOW_CARDINALITY_KEYS = frozenset(a.key for a in CATALOGUE if a.low_cardinality)
+"""Keys with few distinct values in a run (statuses, types, threads): worth encoding once per value."""

@@ -1,0 +1,60 @@
+"""Views of a planned run for people: the span tree, the summary, the waterfall and the HTML report.
+
+Pure rendering apart from :func:`write_html`; the CLI calls one function per view
+and decides where the text goes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .._files import write_text_atomically
+from ..analysis import analyse
+from ..errors import ExportError
+from ..plan import Plan
+from ..report import render_html as _render_html
+from ..summary import (
+    Outcome,
+    backfill_summary,
+    render_backfill_totals,
+    render_run_line,
+    render_summary,
+    render_tree,
+    summary_document,
+)
+from ..waterfall import render_waterfall as _render_waterfall
+
+__all__ = [
+    "Outcome",
+    "backfill_summary",
+    "render_backfill_totals",
+    "render_html",
+    "render_run_line",
+    "render_summary",
+    "render_tree",
+    "render_waterfall",
+    "summary_document",
+    "write_html",
+]
+
+
+def render_waterfall(plan: Plan, *, width: int, color: bool) -> str:
+    """The run as lanes per dbt thread on a time axis, with the critical path listed underneath."""
+    return _render_waterfall(plan, analyse(plan), width=width, color=color)
+
+
+def render_html(plan: Plan) -> str:
+    """The run as one self-contained HTML page."""
+    return _render_html(plan, analyse(plan))
+
+
+def write_html(plan: Plan, path: Path) -> None:
+    """Write the HTML report of a run.
+
+    Raises:
+        ExportError: If the file cannot be written.
+    """
+    try:
+        write_text_atomically(path, render_html(plan))
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot write the report: {exc.strerror or exc}") from None
