@@ -12,8 +12,8 @@ the output file (or the receiver) must hold every span of every run, and one tra
 
 Usage::
 
-    python -m bench.backfill [--runs 1000] [--command 'dbt-otel-replay --recursive {root} --output {out}']
-                             [--repeat 1] [--data DIR] [--json FILE]
+    python -m bench.backfill [--runs 1000] [--repeat 1] [--data DIR] [--json FILE]
+                             [--command 'dbt-otel-replay backfill --recursive {root} --output {out}']
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from bench.measure import (
 )
 
 FIXTURE = REPO_ROOT / "fixtures" / "artifacts" / "build"
-DEFAULT_COMMAND = "dbt-otel-replay --recursive {root} --output {out}"
+DEFAULT_COMMAND = "dbt-otel-replay backfill --recursive {root} --output {out}"
 ARCHIVE_START = dt.datetime(2026, 11, 1, 1, 0, tzinfo=dt.timezone.utc)
 RUN_EVERY = dt.timedelta(hours=6)
 TIMEOUT_SECONDS = 3600.0

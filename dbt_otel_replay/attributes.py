@@ -239,7 +239,7 @@ TASK_RUN_ID = _key("cicd.pipeline.task.run.id", ("node",), "result `unique_id`",
 TASK_RUN_RESULT = _key(
     "cicd.pipeline.task.run.result",
     ("node",),
-    "the status table in docs/trace-contract.md (`success`, `failure`, `error`, `skip`)",
+    "the result `status`, by the [status table](#statuses) (`success`, `failure`, `error`, `skip`)",
     "`skip`",
 )
 TASK_TYPE = _key(

@@ -20,9 +20,10 @@ from pathlib import Path
 from .artifacts import GZIP_SUFFIX, RUN_RESULTS_FILENAME, read_run_header
 from .errors import EXIT_BAD_INPUT, EXIT_EXPORT_FAILED, EXIT_OK, ArtifactError, ExportError
 from .export.config import resolve_export_config
-from .export.encode_json import iter_otlp_json_lines
+from .export.deliver import Delivery, deliver
 from .export.file import STDOUT, append_lines, write_lines
-from .export.otlp import Delivery, deliver, open_transport
+from .export.otlp_json import iter_otlp_json_lines
+from .export.transport import open_transport
 from .ledger import Ledger
 from .plan import AttributeValue
 from .replay import Prepared, ReplayOptions, prepare, save_unsent
@@ -219,30 +220,29 @@ def _replay_all(
     ledger: Ledger | None,
     note: Callable[[RunReport], None],
 ) -> None:
-    sends = _sends(options)  # else the plan is written as OTLP/JSON: no protobuf requests to encode
+    sends = _sends(options)  # else the plan is written as OTLP/JSON: no requests to encode
     config = options.replay.export or (resolve_export_config() if sends else None)
-    # each run read ahead is encoded for the protocol it will be sent with
-    run_options = replace(
-        options.replay, manifest=None, plan=replace(options.replay.plan, upstream=None), export=config
-    )
+    run_options = replace(options.replay, manifest=None, plan=replace(options.replay.plan, upstream=None))
     output = options.replay.output
     if output is not None and output != STDOUT:
         output.unlink(missing_ok=True)
     with ExitStack() as stack:
         # one connection for every run; a reader thread to read the next run while one is sent
         transport = stack.enter_context(closing(open_transport(config))) if config and sends else None
+        # each run read ahead is encoded in the encoding its transport sends
+        encoding = transport.encoding if transport is not None else None
         reader = stack.enter_context(
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="dbt-otel-replay-read")
         )
         upcoming: Future[Prepared] | None = (
-            reader.submit(prepare, runs[0].run_results, run_options, encode=sends) if runs else None
+            reader.submit(prepare, runs[0].run_results, run_options, encoding=encoding) if runs else None
         )
         for index, run in enumerate(runs):
             assert upcoming is not None
             current = upcoming
             # read and encode the next run while this one is being sent
             upcoming = (
-                reader.submit(prepare, runs[index + 1].run_results, run_options, encode=sends)
+                reader.submit(prepare, runs[index + 1].run_results, run_options, encoding=encoding)
                 if index + 1 < len(runs)
                 else None
             )

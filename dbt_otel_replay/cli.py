@@ -1,165 +1,503 @@
 """The ``dbt-otel-replay`` command: options in, one library call, output out.
 
-Results go to stdout (the --dry-run tree, ``--output -``, ``--traceparent-to -``);
-the summary, warnings and errors go to stderr, each error as one line. Exit
-codes: 0 delivered, 1 bad input, 2 usage, 3 export failed.
+Three commands, each taking only its own options (shared groups are defined once):
+``replay TARGET_DIR`` (the default: ``dbt-otel-replay TARGET_DIR`` runs it),
+``backfill DIR…`` and ``resend FILE``. Results go to stdout (the --dry-run tree,
+``--output -``, ``--traceparent-to -``, ``--format json``, a backfill's run lines); the
+summary, progress, warnings and errors go to stderr, each error as one line
+``dbt-otel-replay: error: ...``. Exit codes: 0 delivered, 1 bad input, 2 usage, 3 export
+failed. docs/cli.md is generated from the help texts below (scripts/gen_cli_docs.py).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
 import os
 import shutil
 import sys
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NoReturn
+from typing import IO, Any
 
 import click
 
 from . import __version__
-from ._files import write_text_atomically
-from .analysis import analyse
 from .backfill import BackfillOptions, RunReport, backfill
-from .errors import EXIT_OK, ExportError, ReplayError
-from .export.config import Protocol, parse_header, resolve_export_config
+from .errors import EXIT_OK, ReplayError
+from .export.config import ExportConfig, Protocol, parse_header, resolve_export_config
 from .export.file import STDOUT
-from .plan import DEFAULT_SQL_MAX_CHARS, Nesting, PlanOptions, TraceContext
+from .plan import DEFAULT_SQL_MAX_CHARS, Nesting, Plan, PlanOptions, TraceContext
 from .progress import Progress
 from .propagation import context_from_environment, parse_traceparent, read_carrier
-from .replay import ReplayOptions, ReplayResult, ResendResult, replay, resource_attributes
-from .replay import resend as resend_spill
-from .report import render_html
-from .summary import (
+from .replay import ReplayOptions, ReplayResult, replay, resend, resource_attributes
+from .views import (
     Outcome,
     backfill_summary,
     render_backfill_totals,
     render_run_line,
     render_summary,
     render_tree,
+    render_waterfall,
     summary_document,
+    write_html,
 )
-from .waterfall import render_waterfall
 
 PROG = "dbt-otel-replay"
+DEFAULT_COMMAND = "replay"
 WATERFALL_WIDTH = 120
 """The waterfall's width when stdout is not a terminal."""
-_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+EXIT_CODES = "Exit codes: 0 delivered, 1 bad input, 2 usage, 3 export failed."
+GROUP_HELP = """Replay finished dbt runs (run_results.json + manifest.json) as OpenTelemetry traces.
+
+\b
+  dbt-otel-replay TARGET_DIR [OPTIONS]         one run (the default command, `replay`)
+  dbt-otel-replay backfill [DIR]... [--recursive ROOT] [OPTIONS]
+  dbt-otel-replay resend FILE [OPTIONS]
+
+A TARGET_DIR named like a command needs the command's name or a path:
+
+\b
+  dbt-otel-replay replay backfill              replays the directory ./backfill
+  dbt-otel-replay ./backfill                   the same
+
+Run `COMMAND --help` for a command's options.
+"""
+REPLAY_HELP = """Replay the dbt run in TARGET_DIR as one OpenTelemetry trace.
+
+TARGET_DIR is the directory dbt wrote its artifacts to (target/), or a run_results.json path;
+they may be gzip-compressed (run_results.json.gz, manifest.json.gz).
+
+One span per executed node, with the exact times dbt recorded, nested under its first parent
+(other parents become links), compile and execute as child spans; exported over OTLP, then the
+run's context is written for the next pipeline stage.
+
+This is the default command: the command name may be left out, unless TARGET_DIR is named like
+a command.
+
+\b
+  dbt-otel-replay target/                      the same as `replay target/`
+  dbt-otel-replay replay backfill              replays the directory ./backfill
+"""
+BACKFILL_HELP = """Replay many archived dbt runs, oldest first, each as its own trace.
+
+Finds the run in each DIR (a target directory or a run_results.json) and every run below each
+--recursive ROOT, orders them by when they started, and replays one at a time while the next
+is read, so memory stays bounded by the largest run. A run that cannot be read is reported and
+skipped; a collector that stops accepting ends the backfill, to be resumed later (with --ledger,
+from where it stopped). Each run is its own trace: no upstream context is joined and no
+traceparent file is written into the archive.
+"""
+RESEND_HELP = """Re-send FILE, a spill file: the spans a collector did not accept, as OTLP/JSON lines.
+
+What is accepted is removed from FILE, which is deleted once empty. Span ids are deterministic,
+so spans a collector already has add no duplicates in content.
+"""
+
+_Callback = Callable[..., Any]
+_Decorator = Callable[[_Callback], _Callback]
 
 
-@click.command(
-    context_settings=_CONTEXT, epilog="Exit codes: 0 delivered, 1 bad input, 2 usage, 3 export failed."
+# --------------------------------------------------------------------------- #
+# Errors, conflicts and the default command: expressed once for every command
+# --------------------------------------------------------------------------- #
+
+
+class OneLineUsageError(click.UsageError):
+    """A usage error printed like every other error: one line, ``dbt-otel-replay: error: ...``."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """Print the one line on stderr (never click's usage block)."""
+        _error_line(self.format_message())
+
+
+_SENDING_OPTIONS = ("endpoint", "protocol", "headers", "timeout")
+_CONFLICTS: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
+    (("traceparent",), ("traceparent_from",), "join one upstream context"),
+    (("dry_run",), ("output",), "a dry run writes nothing"),
+    (_SENDING_OPTIONS, ("output", "dry_run"), "only for sending; --output and --dry-run send nothing"),
 )
-@click.argument("targets", metavar="[TARGET_DIR]...", type=click.Path(path_type=Path), nargs=-1)
-@click.option(
-    "--manifest",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="manifest.json to use instead of TARGET_DIR/manifest.json.",
+"""Options that contradict each other, with why; checked among the options a command has."""
+
+
+class _Command(click.Command):
+    """A subcommand: refuses conflicting options, reports library errors in one line, exits with its code."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse, then refuse the combinations in ``_CONFLICTS``."""
+        rest = super().parse_args(ctx, args)
+        if not ctx.resilient_parsing:
+            flags = {p.name: max(p.opts, key=len) for p in self.params if p.name and p.expose_value}
+            for left, right, reason in _CONFLICTS:
+                given = [
+                    [flags[n] for n in names if n in flags and _given(ctx.params[n])]
+                    for names in (left, right)
+                ]
+                if given[0] and given[1]:
+                    raise OneLineUsageError(
+                        f"{', '.join(given[0])} cannot be combined with {', '.join(given[1])}: {reason}", ctx
+                    )
+        return rest
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; its return value is the exit code, a library error is one line and its code."""
+        try:
+            code = super().invoke(ctx)
+        except ReplayError as exc:
+            _error_line(str(exc))
+            code = exc.exit_code
+        ctx.exit(code)
+
+
+def _given(value: object) -> bool:
+    """Whether an option was used: flags and multiple options have falsy values when not."""
+    return value is not None and value is not False and value != ()
+
+
+class DefaultGroup(click.Group):
+    """A group that runs its default command when the first argument names no command.
+
+    ``dbt-otel-replay TARGET_DIR`` replayed before there were subcommands, and still does.
+    """
+
+    def __init__(self, *args: Any, default_command: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.default_command = default_command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """The commands in the order they were defined: the default first."""
+        return list(self.commands)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Put the default command in front unless the first argument is a command or --help/--version."""
+        if not args and not ctx.resilient_parsing:
+            raise OneLineUsageError(f"give a TARGET_DIR, or a command: see '{ctx.command_path} --help'", ctx)
+        own = {opt for param in self.get_params(ctx) for opt in (*param.opts, *param.secondary_opts)}
+        if args and args[0] not in self.commands and args[0] not in own:
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; click's own usage errors become one line too, naming the help to read."""
+        try:
+            return super().invoke(ctx)
+        except OneLineUsageError:
+            raise
+        except click.UsageError as exc:
+            where = exc.ctx or ctx
+            message = exc.format_message().rstrip(".")
+            raise OneLineUsageError(f"{message} (see '{where.command_path} --help')", where) from None
+
+
+def _error_line(message: str) -> None:
+    """One line whatever the message holds, so a log line is one error."""
+    one_line = message.replace("\r", "\\r").replace("\n", "\\n")
+    click.echo(f"{PROG}: error: {one_line}", err=True)
+
+
+# --------------------------------------------------------------------------- #
+# Options: each defined once, shared by the commands that take it
+# --------------------------------------------------------------------------- #
+
+
+def _grouped(name: str, build: Callable[..., object], *options: _Decorator) -> _Decorator:
+    """Options that reach the command as one argument, ``name = build(**their values)``.
+
+    Keeps each command's signature to what it is about rather than one parameter per flag.
+    """
+    fields = list(inspect.signature(build).parameters)
+
+    def decorate(command: _Callback) -> _Callback:
+        @functools.wraps(command)
+        def collect(**values: Any) -> Any:
+            values[name] = build(**{field: values.pop(field) for field in fields})
+            return command(**values)
+
+        decorated: _Callback = collect
+        for option in reversed(options):
+            decorated = option(decorated)
+        return decorated
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class Sending:
+    """--endpoint, --protocol, --header and --timeout: where and how spans are sent over OTLP."""
+
+    endpoint: str | None
+    protocol: str | None
+    headers: tuple[str, ...]
+    timeout: float | None
+
+    def config(self) -> ExportConfig:
+        """These options, else the OTEL_* variables, else the defaults.
+
+        Raises:
+            ConfigError: If a value cannot be used.
+        """
+        return resolve_export_config(
+            endpoint=self.endpoint,
+            protocol=self.protocol,
+            headers=[parse_header(h) for h in self.headers],
+            timeout=self.timeout,
+        )
+
+
+@dataclass(frozen=True)
+class Content:
+    """--service-name, --include-sql, --sql-max-chars and --nesting: what each trace holds."""
+
+    service_name: str | None
+    include_sql: bool
+    sql_max_chars: int
+    nesting: str
+
+    def options(
+        self, sending: Sending, *, output: Path | None, dry_run: bool, spill: Path | None
+    ) -> ReplayOptions:
+        """The replay options common to one run and a backfill (which only sends when not writing).
+
+        Raises:
+            ConfigError: If an export setting or OTEL_RESOURCE_ATTRIBUTES cannot be used.
+        """
+        nesting: Nesting = "critical" if self.nesting == "critical" else "first-parent"
+        return ReplayOptions(
+            export=None if output or dry_run else sending.config(),
+            plan=PlanOptions(include_sql=self.include_sql, sql_max_chars=self.sql_max_chars, nesting=nesting),
+            output=output,
+            dry_run=dry_run,
+            resource=resource_attributes(self.service_name),
+            spill=spill,
+        )
+
+
+@dataclass(frozen=True)
+class Propagation:
+    """--traceparent, --traceparent-from and --traceparent-to: the trace context in and out."""
+
+    traceparent: str | None
+    traceparent_from: Path | None
+    traceparent_to: Path | None
+
+    def upstream(self) -> TraceContext | None:
+        """The context to join: the flag, else the carrier file, else TRACEPARENT/TRACESTATE.
+
+        Raises:
+            ContextError: If it is malformed.
+        """
+        if self.traceparent:
+            return parse_traceparent(self.traceparent, source="--traceparent")
+        if self.traceparent_from:
+            return read_carrier(self.traceparent_from)
+        return context_from_environment(os.environ)
+
+
+_sending = _grouped(
+    "sending",
+    Sending,
+    click.option(
+        "--endpoint",
+        metavar="URL",
+        help="OTLP endpoint; for HTTP, /v1/traces is appended unless the URL has a path. "
+        "[env: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (used as is), OTEL_EXPORTER_OTLP_ENDPOINT; "
+        "default: http://localhost:4318 for HTTP, http://localhost:4317 for gRPC]",
+    ),
+    click.option(
+        "--protocol",
+        type=click.Choice([p.value for p in Protocol]),
+        help="OTLP transport. [env: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL; "
+        "default: http/protobuf]",
+    ),
+    click.option(
+        "--header",
+        "headers",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Extra OTLP header (gRPC metadata), e.g. an API key; repeatable; never logged. "
+        "[env: OTEL_EXPORTER_OTLP_TRACES_HEADERS, OTEL_EXPORTER_OTLP_HEADERS]",
+    ),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help="Deadline per export request, retries included. "
+        "[env: OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, OTEL_EXPORTER_OTLP_TIMEOUT in ms; default: 10]",
+    ),
 )
-@click.option(
-    "--endpoint",
-    metavar="URL",
-    help="OTLP endpoint. [env: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT; "
-    "default: http://localhost:4318 for HTTP, http://localhost:4317 for gRPC]",
+
+_content = _grouped(
+    "content",
+    Content,
+    click.option(
+        "--service-name",
+        metavar="NAME",
+        help="Resource service.name. [env: OTEL_SERVICE_NAME, service.name in OTEL_RESOURCE_ATTRIBUTES; "
+        "default: dbt]",
+    ),
+    click.option(
+        "--include-sql",
+        is_flag=True,
+        help="Also export compiled SQL (db.query.text) and args.vars; off because they can hold secrets.",
+    ),
+    click.option(
+        "--sql-max-chars",
+        type=click.IntRange(min=1),
+        metavar="N",
+        default=DEFAULT_SQL_MAX_CHARS,
+        show_default=True,
+        help="With --include-sql, cut each node's SQL after this many characters.",
+    ),
+    click.option(
+        "--nesting",
+        type=click.Choice(["first-parent", "critical"]),
+        default="first-parent",
+        show_default=True,
+        help="Nest each node under its first executed parent, or under the parent that finished last "
+        "before it started (the one that held it back). The other parents are span links either way.",
+    ),
 )
-@click.option(
-    "--protocol",
-    type=click.Choice([p.value for p in Protocol]),
-    help="OTLP transport. [env: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL; "
-    "default: http/protobuf]",
+
+_propagation = _grouped(
+    "propagation",
+    Propagation,
+    click.option(
+        "--traceparent",
+        metavar="VALUE",
+        help="Join this upstream W3C trace context. [env: TRACEPARENT, TRACESTATE]",
+    ),
+    click.option(
+        "--traceparent-from",
+        type=click.Path(path_type=Path, exists=True, dir_okay=False),
+        metavar="FILE",
+        help="Join the upstream context in this carrier file (TRACEPARENT=... lines).",
+    ),
+    click.option(
+        "--traceparent-to",
+        type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+        metavar="PATH",
+        help="Write the run's context here for the next stage ('-' for stdout). "
+        "[default: TARGET_DIR/traceparent]",
+    ),
 )
-@click.option(
-    "--header",
-    "headers",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Extra OTLP header, e.g. an API key; repeatable. [env: OTEL_EXPORTER_OTLP_HEADERS]",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="SECONDS",
-    help="Deadline per export request, retries included. "
-    "[env: OTEL_EXPORTER_OTLP_TIMEOUT in ms; default: 10]",
-)
-@click.option(
+
+_output = click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
-    help="Write the trace as OTLP/JSON lines to this file ('-' for stdout) instead of sending it.",
-)
-@click.option("--dry-run", is_flag=True, help="Print the span tree to stdout; send and write nothing.")
-@click.option(
-    "--service-name", metavar="NAME", help="Resource service.name. [env: OTEL_SERVICE_NAME; default: dbt]"
-)
-@click.option(
-    "--traceparent",
-    metavar="VALUE",
-    help="Join this upstream W3C trace context. [env: TRACEPARENT, TRACESTATE]",
-)
-@click.option(
-    "--traceparent-from",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
     metavar="FILE",
-    help="Join the upstream context in this carrier file (TRACEPARENT=... lines).",
+    help="Write the spans as OTLP/JSON lines to this file ('-' for stdout) instead of sending them.",
+)
+
+_quiet = click.option(
+    "-q", "--quiet", is_flag=True, help="No summary and no progress; warnings and errors only."
+)
+
+
+def _dry_run(what: str) -> _Decorator:
+    """--dry-run, saying what each command prints instead of sending."""
+    return click.option("--dry-run", is_flag=True, help=f"{what}; send and write nothing.")
+
+
+def _spill(default: str) -> _Decorator:
+    """--spill, with each command's own default (a backfill has none: its ledger resumes instead)."""
+    return click.option(
+        "--spill",
+        type=click.Path(path_type=Path, dir_okay=False),
+        metavar="FILE",
+        help=f"Where to append spans the collector did not accept, as OTLP/JSON. [default: {default}]",
+    )
+
+
+def _format(what: str) -> _Decorator:
+    """--format, saying what each command's text and JSON forms are."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help=what,
+    )
+
+
+def _moved(flag: str, metavar: str | None, new_form: str) -> _Decorator:
+    """A hidden option of the default command that says where a removed form went (exit 2)."""
+
+    def refuse(ctx: click.Context, param: click.Parameter, value: object) -> None:
+        if value and not ctx.resilient_parsing:
+            raise OneLineUsageError(f"{flag} moved: use `{PROG} {new_form}`", ctx)
+
+    return click.option(
+        flag,
+        metavar=metavar,
+        is_flag=metavar is None,
+        hidden=True,
+        expose_value=False,
+        is_eager=True,
+        callback=refuse,
+    )
+
+
+def _one_target(ctx: click.Context, param: click.Parameter, value: tuple[Path, ...]) -> Path | None:
+    """TARGET_DIR takes one directory; several were a backfill, which is now its own command."""
+    if len(value) > 1 and not ctx.resilient_parsing:
+        raise OneLineUsageError(f"several TARGET_DIRs: use `{PROG} backfill DIR…`", ctx)
+    return value[0] if value else None
+
+
+# --------------------------------------------------------------------------- #
+# The commands
+# --------------------------------------------------------------------------- #
+
+
+@click.group(
+    PROG,
+    cls=DefaultGroup,
+    default_command=DEFAULT_COMMAND,
+    context_settings=CONTEXT_SETTINGS,
+    subcommand_metavar="[COMMAND] ARGS...",
+    help=GROUP_HELP,
+    epilog=EXIT_CODES,
+)
+@click.version_option(__version__, "--version", prog_name=PROG)
+def main() -> None:
+    """Send the library's log records to stderr before any command runs."""
+    _configure_logging()
+
+
+@main.command(
+    DEFAULT_COMMAND,
+    cls=_Command,
+    help=REPLAY_HELP,
+    short_help="Replay one dbt run as a trace (the default command).",
+    epilog=EXIT_CODES,
+)
+@click.argument(
+    "target",
+    metavar="TARGET_DIR",
+    nargs=-1,
+    required=True,
+    type=click.Path(path_type=Path),
+    callback=_one_target,
 )
 @click.option(
-    "--traceparent-to",
-    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
-    metavar="PATH",
-    help="Write the run's context here for the next stage ('-' for stdout). "
-    "[default: TARGET_DIR/traceparent]",
-)
-@click.option(
-    "--include-sql",
-    is_flag=True,
-    help="Also export compiled SQL (db.query.text) and args.vars; off because they can hold secrets.",
-)
-@click.option(
-    "--sql-max-chars",
-    type=click.IntRange(min=1),
-    default=DEFAULT_SQL_MAX_CHARS,
-    show_default=True,
-    help="With --include-sql, cut each node's SQL after this many characters.",
-)
-@click.option(
-    "--spill",
+    "--manifest",
     type=click.Path(path_type=Path, dir_okay=False),
     metavar="FILE",
-    help="Where to append spans the collector did not accept, as OTLP/JSON. "
-    "[default: TARGET_DIR/otel-replay-unsent.json]",
+    help="manifest.json to use instead of TARGET_DIR/manifest.json.",
 )
-@click.option(
-    "--resend",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="FILE",
-    help="Instead of replaying TARGET_DIR, re-send a spill file; what is accepted is removed from it.",
-)
-@click.option(
-    "--recursive",
-    "roots",
-    multiple=True,
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    metavar="ROOT",
-    help="Backfill every run_results.json(.gz) below ROOT (with its manifest beside it); repeatable.",
-)
-@click.option(
-    "--ledger",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="FILE",
-    help="Backfill: a SQLite file of the runs a collector accepted; those are not sent again.",
-)
-@click.option("--force", is_flag=True, help="Backfill: send runs the ledger lists as delivered again.")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="The summary as text on stderr, or as one versioned JSON document on stdout "
-    "(a backfill: one line per run, or one JSON summary, on stdout).",
-)
+@_sending
+@_output
+@_dry_run("Print the span tree to stdout")
+@_spill("TARGET_DIR/otel-replay-unsent.json")
+@_propagation
+@_content
+@_format("The summary as text on stderr, or as one versioned JSON document on stdout.")
 @click.option(
     "--html",
     "html_path",
@@ -170,168 +508,102 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.option(
     "--waterfall",
     is_flag=True,
-    help="Also draw the run on stdout as lanes per thread (always with --dry-run); coloured on a terminal.",
+    help="Also draw the run on stdout as lanes per thread, coloured on a terminal. "
+    "Implied by --dry-run, except with --format json.",
 )
-@click.option(
-    "--nesting",
-    type=click.Choice(["first-parent", "critical"]),
-    default="first-parent",
-    show_default=True,
-    help="Nest each node under its first executed parent, or under the parent that finished last "
-    "before it started (the one that held it back). The other parents are span links either way.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No summary; only warnings and errors on stderr.")
-@click.version_option(__version__, "--version", prog_name=PROG)
-@click.pass_context
-def main(
-    ctx: click.Context,
-    targets: tuple[Path, ...],
+@_quiet
+@_moved("--resend", "FILE", "resend FILE")
+@_moved("--recursive", "ROOT", "backfill --recursive ROOT")
+@_moved("--ledger", "FILE", "backfill DIR… --ledger FILE")
+@_moved("--force", None, "backfill DIR… --force")
+def replay_command(
+    target: Path,
     manifest: Path | None,
-    endpoint: str | None,
-    protocol: str | None,
-    headers: tuple[str, ...],
-    timeout: float | None,
+    sending: Sending,
     output: Path | None,
     dry_run: bool,
-    service_name: str | None,
-    traceparent: str | None,
-    traceparent_from: Path | None,
-    traceparent_to: Path | None,
-    include_sql: bool,
-    sql_max_chars: int,
     spill: Path | None,
-    resend: Path | None,
-    roots: tuple[Path, ...],
-    ledger: Path | None,
-    force: bool,
+    propagation: Propagation,
+    content: Content,
     output_format: str,
     html_path: Path | None,
     waterfall: bool,
-    nesting: str,
-    quiet: bool,
-) -> None:
-    """Replay the dbt run in TARGET_DIR (run_results.json + manifest.json) as one OpenTelemetry trace.
-
-    One span per executed node, with the exact times dbt recorded, nested under its
-    first parent (other parents become links), compile and execute as child spans;
-    exported over OTLP, then the run's context is written for the next pipeline stage.
-
-    With several TARGET_DIRs or --recursive, backfill: every run, oldest first, each as
-    its own trace.
-    """
-    _configure_logging()
-    sending = {"--endpoint": endpoint, "--protocol": protocol, "--header": headers, "--timeout": timeout}
-    _check_exclusive(dry_run, output, traceparent, traceparent_from, [k for k, v in sending.items() if v])
-    if bool(targets or roots) == (resend is not None):
-        raise click.UsageError("give a TARGET_DIR to replay, or --resend FILE (not both)")
-    backfilling = len(targets) > 1 or bool(roots)
-    _check_backfill_flags(
-        backfilling,
-        {
-            "--traceparent": traceparent,
-            "--traceparent-from": traceparent_from,
-            "--traceparent-to": traceparent_to,
-            "--manifest": manifest,
-        },
-        {"--ledger": ledger, "--force": force},
-    )
-    _check_backfill_flags(backfilling, {"--html": html_path, "--waterfall": waterfall}, {})
-    if resend is not None and (output or dry_run):
-        raise click.UsageError("--resend sends; it cannot be combined with --output or --dry-run")
-    try:
-        export = None
-        if not (output or dry_run):
-            export = resolve_export_config(
-                endpoint=endpoint,
-                protocol=protocol,
-                headers=[parse_header(h) for h in headers],
-                timeout=timeout,
-            )
-        if resend is not None:
-            resent = resend_spill(resend, export)
-            _report_resend(resent, quiet=quiet)
-            failure = resent.failure
-        else:
-            common = ReplayOptions(
-                export=export,
-                plan=PlanOptions(
-                    include_sql=include_sql, sql_max_chars=sql_max_chars, nesting=_nesting(nesting)
-                ),
-                output=output,
-                dry_run=dry_run,
-                resource=resource_attributes(service_name),
-                spill=spill,
-            )
-            if backfilling:
-                code = _run_backfill(
-                    targets,
-                    roots,
-                    BackfillOptions(replay=common, ledger=ledger, force=force),
-                    json_format=output_format == "json",
-                    quiet=quiet,
-                )
-                ctx.exit(code)
-            options = replace(
-                common,
-                plan=replace(common.plan, upstream=_upstream(traceparent, traceparent_from)),
-                manifest=manifest,
-                traceparent_to=traceparent_to,
-            )
-            result = replay(targets[0], options)
-            json_format = output_format == "json"
-            _report(result, dry_run=dry_run, quiet=quiet, json_format=json_format)
-            _views(result, html_path, waterfall=waterfall or (dry_run and not json_format))
-            failure = result.failure
-    except ReplayError as exc:
-        _fail(ctx, exc)
-    if failure is not None:
-        _fail(ctx, failure)
-    ctx.exit(EXIT_OK)
-
-
-def _check_exclusive(
-    dry_run: bool,
-    output: Path | None,
-    traceparent: str | None,
-    traceparent_from: Path | None,
-    sending_flags: list[str],
-) -> None:
-    if traceparent and traceparent_from:
-        raise click.UsageError("--traceparent and --traceparent-from cannot be combined")
-    if dry_run and output:
-        raise click.UsageError("--dry-run and --output cannot be combined")
-    if (output or dry_run) and sending_flags:
-        raise click.UsageError(
-            f"{', '.join(sending_flags)}: only for sending; --output and --dry-run send nothing"
-        )
-
-
-def _check_backfill_flags(
-    backfilling: bool, single_run_only: dict[str, object], backfill_only: dict[str, object]
-) -> None:
-    if backfilling:
-        given = [name for name, value in single_run_only.items() if value]
-        if given:
-            raise click.UsageError(
-                f"{', '.join(given)}: for one run; in a backfill each run is its own trace"
-            )
-    else:
-        given = [name for name, value in backfill_only.items() if value]
-        if given:
-            raise click.UsageError(
-                f"{', '.join(given)}: only for a backfill (several TARGET_DIRs or --recursive)"
-            )
-
-
-def _run_backfill(
-    targets: tuple[Path, ...],
-    roots: tuple[Path, ...],
-    options: BackfillOptions,
-    *,
-    json_format: bool,
     quiet: bool,
 ) -> int:
-    lines_to = sys.stderr if options.replay.output == STDOUT else sys.stdout
+    """One run: its options in, :func:`~.replay.replay`, the views out; returns the exit code."""
+    json_format = output_format == "json"
+    common = content.options(sending, output=output, dry_run=dry_run, spill=spill)
+    options = replace(
+        common,
+        plan=replace(common.plan, upstream=propagation.upstream()),
+        manifest=manifest,
+        traceparent_to=propagation.traceparent_to,
+    )
+    result = replay(target, options)
+    _report(result, dry_run=dry_run, quiet=quiet, json_format=json_format)
+    if html_path is not None:
+        write_html(result.plan, html_path)
+    if waterfall or (dry_run and not json_format):
+        _draw_waterfall(result.plan)
+    if result.failure is not None:
+        raise result.failure
+    return EXIT_OK
+
+
+@main.command(
+    "backfill",
+    cls=_Command,
+    help=BACKFILL_HELP,
+    short_help="Replay many archived runs, oldest first, each as its own trace.",
+    epilog="Exit codes: 0 every run delivered (or already delivered), 1 a run was skipped as unreadable, "
+    "2 usage, 3 the collector stopped accepting (3 wins over 1).",
+)
+@click.argument("dirs", metavar="[DIR]...", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--recursive",
+    "roots",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    metavar="ROOT",
+    help="Also every run_results.json(.gz) below ROOT, with its manifest beside it; repeatable.",
+)
+@click.option(
+    "--ledger",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="A SQLite file of the runs a collector accepted; those are not sent again.",
+)
+@click.option("--force", is_flag=True, help="Send the runs the ledger lists as delivered again.")
+@_sending
+@_output
+@_dry_run("List the runs that would be sent on stdout")
+@_spill("none: a run not delivered stays out of the ledger and the next backfill sends it again")
+@_content
+@_format("One line per run on stdout and the totals on stderr, or one versioned JSON summary on stdout.")
+@_quiet
+def backfill_command(
+    dirs: tuple[Path, ...],
+    roots: tuple[Path, ...],
+    ledger: Path | None,
+    force: bool,
+    sending: Sending,
+    output: Path | None,
+    dry_run: bool,
+    spill: Path | None,
+    content: Content,
+    output_format: str,
+    quiet: bool,
+) -> int:
+    """Many runs: :func:`~.backfill.backfill`, a line per run as it ends; returns the exit code."""
+    if not dirs and not roots:
+        raise OneLineUsageError("give a DIR or --recursive ROOT")
+    options = BackfillOptions(
+        replay=content.options(sending, output=output, dry_run=dry_run, spill=spill),
+        ledger=ledger,
+        force=force,
+    )
+    json_format = output_format == "json"
+    lines_to = sys.stderr if output == STDOUT else sys.stdout
     bars: list[Progress] = []  # drawn only on a terminal, once the number of runs is known
 
     def on_start(total: int) -> None:
@@ -346,9 +618,11 @@ def _run_backfill(
         for bar in bars:
             bar.advance(run.spans)
 
-    report = backfill(targets, roots, options, on_run, on_start)
-    for bar in bars:
-        bar.close()
+    try:
+        report = backfill(dirs, roots, options, on_run, on_start)
+    finally:
+        for bar in bars:
+            bar.close()
     if json_format:
         click.echo(json.dumps(backfill_summary(report), indent=2))
     elif not quiet:
@@ -356,36 +630,36 @@ def _run_backfill(
     return report.exit_code
 
 
-def _upstream(traceparent: str | None, traceparent_from: Path | None) -> TraceContext | None:
-    if traceparent:
-        return parse_traceparent(traceparent, source="--traceparent")
-    if traceparent_from:
-        return read_carrier(traceparent_from)
-    return context_from_environment(os.environ)
+@main.command(
+    "resend",
+    cls=_Command,
+    help=RESEND_HELP,
+    short_help="Re-send a spill file of spans a collector did not accept.",
+    epilog="Exit codes: 0 every span delivered (FILE deleted), 1 FILE missing or not OTLP/JSON, "
+    "2 usage, 3 export failed (what was not accepted stays in FILE).",
+)
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@_sending
+@_quiet
+def resend_command(file: Path, sending: Sending, quiet: bool) -> int:
+    """A spill file: :func:`~.replay.resend`, one line saying what was accepted; returns the exit code."""
+    resent = resend(file, sending.config())
+    if not quiet:
+        delivery = resent.delivery
+        line = f"resent {delivery.accepted} of {delivery.total} spans from {file} to {delivery.endpoint}"
+        click.echo(line + ("; file removed" if delivery.complete else ""), err=True)
+    if resent.failure is not None:
+        raise resent.failure
+    return EXIT_OK
 
 
-def _views(result: ReplayResult, html_path: Path | None, *, waterfall: bool) -> None:
-    """Write the HTML report and draw the waterfall, when asked for."""
-    if html_path is None and not waterfall:
-        return
-    analysis = analyse(result.plan)
-    if html_path is not None:
-        try:
-            write_text_atomically(html_path, render_html(result.plan, analysis))
-        except OSError as exc:
-            raise ExportError(f"{html_path}: cannot write the report: {exc.strerror or exc}") from None
-    if waterfall:
-        terminal = sys.stdout.isatty()
-        width = shutil.get_terminal_size().columns if terminal else WATERFALL_WIDTH
-        color = terminal and not os.environ.get("NO_COLOR")
-        click.echo(render_waterfall(result.plan, analysis, width=max(width, 60), color=color), nl=False)
-
-
-def _nesting(value: str) -> Nesting:
-    return "critical" if value == "critical" else "first-parent"
+# --------------------------------------------------------------------------- #
+# Where each view goes
+# --------------------------------------------------------------------------- #
 
 
 def _report(result: ReplayResult, *, dry_run: bool, quiet: bool, json_format: bool) -> None:
+    """Warnings on stderr; the JSON document or the tree on stdout; the summary on stderr."""
     for warning in result.warnings:
         click.echo(f"{PROG}: warning: {warning}", err=True)
     if json_format:
@@ -403,21 +677,16 @@ def _report(result: ReplayResult, *, dry_run: bool, quiet: bool, json_format: bo
     click.echo(render_summary(result.plan, outcome), nl=False, err=True)
 
 
-def _report_resend(resent: ResendResult, *, quiet: bool) -> None:
-    if quiet:
-        return
-    delivery = resent.delivery
-    line = f"resent {delivery.accepted} of {delivery.total} spans from {resent.path} to {delivery.endpoint}"
-    click.echo(line + ("; file removed" if delivery.complete else ""), err=True)
-
-
-def _fail(ctx: click.Context, error: ReplayError) -> NoReturn:
-    one_line = str(error).replace("\r", "\\r").replace("\n", "\\n")
-    click.echo(f"{PROG}: error: {one_line}", err=True)
-    ctx.exit(error.exit_code)
+def _draw_waterfall(plan: Plan) -> None:
+    """On stdout: as wide as the terminal and coloured (unless NO_COLOR), else fixed width and plain."""
+    terminal = sys.stdout.isatty()
+    width = shutil.get_terminal_size().columns if terminal else WATERFALL_WIDTH
+    color = terminal and not os.environ.get("NO_COLOR")
+    click.echo(render_waterfall(plan, width=max(width, 60), color=color), nl=False)
 
 
 def _configure_logging() -> None:
+    """The library's log records go to stderr, formatted like the CLI's own warnings."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LowercaseLevelFormatter(f"{PROG}: %(levelname)s: %(message)s"))
     package_logger = logging.getLogger("dbt_otel_replay")

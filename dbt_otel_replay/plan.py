@@ -524,15 +524,3 @@ def _phase_spans(result: NodeResult, node_span: PlannedSpan, ids: _SpanIds) -> l
 def _present(attributes: Mapping[str, AttributeValue | None]) -> dict[str, AttributeValue]:
     """Drop the attributes whose value is missing (None or an empty list)."""
     return {k: v for k, v in attributes.items() if v is not None and v != ()}
-
-
-def status_counts(spans: Sequence[PlannedSpan]) -> Counter[str]:
-    """Count node spans by their ``dbt.status`` attribute.
-
-    Args:
-        spans: Planned spans; only node spans are counted.
-
-    Returns:
-        A counter keyed by dbt status.
-    """
-    return Counter(str(s.attributes.get(attr.STATUS)) for s in spans if s.role is SpanRole.NODE)

@@ -8,18 +8,21 @@ Airflow task or any Python program.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
 from .artifacts import load_artifacts
 from .errors import ConfigError, ExportError
-from .export.config import ExportConfig, Protocol, resolve_export_config
-from .export.encode import EncodedRequest, iter_requests
-from .export.encode_json import iter_json_requests, iter_otlp_json_lines
+from .export.config import ExportConfig, resolve_export_config
+from .export.convert import convert
+from .export.deliver import Delivery, deliver
 from .export.file import STDOUT, append_otlp_json, read_otlp_json, write_lines, write_otlp_json
-from .export.otlp import Delivery, deliver
+from .export.otlp_json import iter_json_requests, iter_otlp_json_lines
+from .export.protobuf import iter_requests
+from .export.requests import EncodedRequest, Encoding
+from .export.transport import encoding_for
 from .plan import AttributeValue, Plan, PlanOptions, plan_trace
 from .propagation import CARRIER_FILENAME, format_carrier, write_carrier
 
@@ -27,6 +30,13 @@ DEFAULT_SERVICE_NAME = "dbt"
 SERVICE_NAME_KEY = "service.name"
 SPILL_FILENAME = "otel-replay-unsent.json"
 """The spill file's name in the target directory."""
+
+ENCODERS: Mapping[Encoding, Callable[[Plan, Mapping[str, AttributeValue]], Iterator[EncodedRequest]]] = {
+    Encoding.PROTOBUF: iter_requests,
+    Encoding.JSON: iter_json_requests,
+}
+"""Each encoding's encoder (a plan's requests, one at a time); which encoding, the transport says
+(:func:`~dbt_otel_replay.export.transport.encoding_for`)."""
 
 
 @dataclass(frozen=True)
@@ -112,24 +122,24 @@ class Prepared:
         return len(self.plan.spans)
 
 
-def prepare(target: Path, options: ReplayOptions, *, encode: bool = True) -> Prepared:
-    """Read a run's artifacts, plan its trace and (unless a dry run, or not asked) encode it.
+def prepare(target: Path, options: ReplayOptions, *, encoding: Encoding | None = None) -> Prepared:
+    """Read a run's artifacts, plan its trace and (when asked, and not a dry run) encode it.
 
     Args:
         target: The dbt target directory (or its run_results.json).
         options: Content choices (what to include, the upstream context, the resource).
-        encode: Encode the requests now (a backfill reads ahead); else ``requests`` is empty.
+        encoding: Encode the requests now, in this encoding (a backfill reads ahead, for its
+            transport); None leaves ``requests`` empty.
 
     Returns:
-        The plan and its OTLP requests: OTLP/JSON when ``options.export`` is http/json,
-        else protobuf.
+        The plan and its OTLP requests, in ``encoding``.
 
     Raises:
         ArtifactError: If the artifacts cannot be read.
     """
     artifacts = load_artifacts(target, options.manifest, include_sql=options.plan.include_sql)
     plan = plan_trace(artifacts, options.plan)
-    requests = list(_encoded(plan, options)) if encode and not options.dry_run else []
+    requests = [] if encoding is None or options.dry_run else list(ENCODERS[encoding](plan, options.resource))
     return Prepared(plan, artifacts.warnings + plan.warnings, requests, artifacts.run_results_path)
 
 
@@ -148,7 +158,7 @@ def replay(target: Path, options: ReplayOptions) -> ReplayResult:
         ArtifactError: If the artifacts cannot be read (nothing is sent).
         ConfigError: If the OTLP configuration is unusable.
     """
-    prepared = prepare(target, options, encode=False)
+    prepared = prepare(target, options)
     plan, warnings = prepared.plan, prepared.warnings
     if options.dry_run:
         return ReplayResult(plan, warnings, destination="dry run: nothing sent")
@@ -163,8 +173,8 @@ def replay(target: Path, options: ReplayOptions) -> ReplayResult:
             destination = f"written as OTLP/JSON to {where}"
         else:
             config = options.export or resolve_export_config()
-            options = replace(options, export=config)
-            delivery = deliver(_encoded(plan, options), config)  # encoded while sent
+            encode = ENCODERS[encoding_for(config.protocol)]  # in the encoding its transport sends
+            delivery = deliver(encode(plan, options.resource), config)  # encoded while sent
             destination = _describe(delivery, config)
             if not delivery.complete:
                 spill = options.spill or target_dir / SPILL_FILENAME
@@ -174,13 +184,6 @@ def replay(target: Path, options: ReplayOptions) -> ReplayResult:
     carrier = _carrier_path(target_dir, options.traceparent_to)
     _hand_on(plan, carrier)
     return ReplayResult(plan, warnings, destination, delivery, carrier, spill, failure)
-
-
-def _encoded(plan: Plan, options: ReplayOptions) -> Iterator[EncodedRequest]:
-    """The plan's requests, encoded for the protocol they will be sent with, one at a time."""
-    if options.export is not None and options.export.protocol is Protocol.HTTP_JSON:
-        return iter_json_requests(plan, options.resource)
-    return iter_requests(plan, options.resource)
 
 
 def resend(path: Path, config: ExportConfig | None = None) -> ResendResult:
@@ -199,8 +202,10 @@ def resend(path: Path, config: ExportConfig | None = None) -> ResendResult:
     Raises:
         ArtifactError: If the file is missing or not OTLP/JSON.
     """
-    requests = read_otlp_json(path)
-    delivery = deliver(requests, config or resolve_export_config())
+    requests = read_otlp_json(path)  # all of it first: a bad line is reported before anything is sent
+    config = config or resolve_export_config()
+    encoding = encoding_for(config.protocol)
+    delivery = deliver((convert(r, encoding) for r in requests), config)  # each converted while one is sent
     if delivery.complete:
         path.unlink()
         return ResendResult(path, delivery)
@@ -247,7 +252,7 @@ def save_unsent(delivery: Delivery, spill: Path) -> str:
         append_otlp_json(delivery.unsent, spill)
     except OSError as exc:
         return f"{reason}; and {unsent} spans are LOST: cannot write {spill}: {exc.strerror or exc}"
-    return f"{reason}; {unsent} spans saved to {spill}: re-send them with `dbt-otel-replay --resend {spill}`"
+    return f"{reason}; {unsent} spans saved to {spill}: re-send them with `dbt-otel-replay resend {spill}`"
 
 
 def _carrier_path(target_dir: Path, explicit: Path | None) -> Path:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from dbt_otel_replay.analysis import analyse
 from dbt_otel_replay.artifacts import load_artifacts
 from dbt_otel_replay.cli import main
 from dbt_otel_replay.critical import Window, critical_chain, holding_parent
 from dbt_otel_replay.plan import PlannedSpan, PlanOptions, plan_trace
+from dbt_otel_replay.views.analysis import analyse
 from tests.support.contract import nanos
 
 BUILD = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts" / "build"

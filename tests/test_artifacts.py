@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
-from dbt_otel_replay.artifacts import load_artifacts
+from dbt_otel_replay.artifacts import _describe, _malformed, load_artifacts, load_run_results
 from dbt_otel_replay.errors import ArtifactError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts"
@@ -44,11 +45,18 @@ def test_accepts_the_run_results_file_itself(target: Path) -> None:
         (b"", "is empty"),
         (
             b'{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v6.json"',
-            "not valid JSON",
+            "is not valid JSON at line 1, column 89 (it ends early: was dbt interrupted while writing it?)",
         ),
+        # (the column of a trailing comma is left out: Python 3.13 moved it)
+        (b'{"metadata": {}, "results": [1,]}', "is not valid JSON at line 1, column "),
+        (b'{"metadata": {}, "results": [],\n "x": tru e}', "is not valid JSON at line 2, column 7: "),
+        (b'{"metadata": {}, "elapsed_time": NaN}', "is not valid JSON: NaN is not a JSON number"),
+        (b'{"metadata": {}, "x": -Infinity}', "is not valid JSON: -Infinity is not a JSON number"),
+        (b'{"metadata": {}, "x": "\\udc00"}', "half of a UTF-16 surrogate pair"),
         (b"\xff\xfe\x00garbage", "is not a dbt artifact (a JSON object must start with '{')"),
         (b"[1, 2]", "is not a dbt artifact (a JSON object must start with '{')"),
         (b'{"metadata": {"dbt_schema_version": "\xff"}}', "not JSON text (not UTF-8)"),
+        (b'{"metadata": "\xff\xfe"}', "is not JSON text (not UTF-8)"),  # msgspec stops at the type
         (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
         (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n", "Git LFS pointer"),
         (
@@ -140,3 +148,91 @@ def test_compiled_sql_of_old_versions_is_read(target: Path) -> None:
     rewrite(target / "run_results.json", change)
     assert load_artifacts(target, include_sql=True).run_results.results[1].sql
     assert load_artifacts(target).run_results.results[1].sql is None, "SQL is only read when asked for"
+
+
+RUN_RESULTS_SCHEMA = "https://schemas.getdbt.com/dbt/run-results/v6.json"
+ODD_BUT_VALID = {
+    "metadata": {"dbt_schema_version": RUN_RESULTS_SCHEMA, "generated_at": "2024-01-01T00:00:00Z"},
+    "results": [{"unique_id": "model.p.a", "status": "success", "message": 'caf\u00e9 \U0001f600 \\ " \\u'}],
+    "x": [1.5e-3, -12, 0, True, False, None, {"k\n": "\U0001f601"}, [], {}],
+}
+ENDS_EARLY = "(it ends early: was dbt interrupted while writing it?)"
+
+
+@pytest.mark.parametrize("indent", [None, 2], ids=["compact", "indented"])
+@pytest.mark.parametrize("ensure_ascii", [True, False], ids=["ascii", "utf8"])
+def test_a_file_cut_anywhere_ends_early_where_it_stops(
+    tmp_path: Path, indent: int | None, ensure_ascii: bool
+) -> None:
+    """dbt killed while writing: whatever the last byte is (in a string, an escape, a number, a
+    literal, a character of several bytes), the message says so and where, whatever msgspec says."""
+    whole = json.dumps(ODD_BUT_VALID, indent=indent, ensure_ascii=ensure_ascii).encode()
+    assert load_run_results(_write(tmp_path, whole)).results[0].unique_id == "model.p.a"
+    for cut in range(1, len(whole)):
+        raw = whole[:cut]
+        with pytest.raises(ArtifactError) as caught:
+            load_run_results(_write(tmp_path, raw))
+        text = raw.decode(errors="ignore").rstrip()
+        line, column = text.count("\n") + 1, len(text) - text.rfind("\n")
+        assert caught.value.problem == f"is not valid JSON at line {line}, column {column} {ENDS_EARLY}", raw
+
+
+def _write(directory: Path, content: bytes) -> Path:
+    path = directory / "run_results.json"
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'{"a" "b', "is not valid JSON at line 1, column 6: "),  # a cut string after a real fault
+        (b'{"a": x, "b": "c', "is not valid JSON at line 1, column 7: "),
+        (b'{"a": 01', "is not valid JSON at line 1, column 8: "),
+        (b'{"a": "\xc3\xa9"}\xc3', "is not JSON text (not UTF-8)"),  # a stray byte, not a cut
+        (b'{"a": "\xc3"}', "is not JSON text (not UTF-8)"),
+        (b'{"a": "\xc3', ENDS_EARLY),  # a character cut in two at the very end
+        (b'{"a": "\\ud83d', ENDS_EARLY),  # a surrogate pair cut in two
+        (b'{"a": "\\u00', ENDS_EARLY),
+        (b'{"a": [1.5e-', ENDS_EARLY),
+        (b'{"a": [nul', ENDS_EARLY),
+        (b'{"a":' + b"[" * 100_000, "is not a dbt artifact (JSON nested too deeply)"),
+    ],
+)
+def test_what_is_wrong_comes_from_the_bytes_not_from_msgspecs_exception(content: bytes, problem: str) -> None:
+    """msgspec 0.18 and 0.23 raise different exceptions, with different words, for the same bytes."""
+    for exc in (msgspec.DecodeError("Input data was truncated"), UnicodeDecodeError("utf-8", b"", 0, 1, "?")):
+        assert problem in _malformed(exc, content)
+
+
+def test_what_only_msgspec_refuses_is_shown_with_its_message() -> None:
+    """Python's json reads it, msgspec does not (no such case is known): its message, one line."""
+    assert (
+        _malformed(msgspec.DecodeError("some\nnew rule"), b'{"a": 1}') == "is not valid JSON (some new rule)"
+    )
+    assert _malformed(RecursionError(), b'{"a": [[1]]}') == "is not a dbt artifact (JSON nested too deeply)"
+
+
+@pytest.mark.parametrize(
+    ("message", "described"),
+    [
+        (
+            "Object missing required field `completed_at` - at `$.results[1].timing[0]`",
+            "results[1].timing[0].completed_at: required but missing",
+        ),
+        ("Object missing required field `metadata`", "metadata: required but missing"),
+        (
+            "Expected `str`, got `int` - at `$.metadata.dbt_schema_version`",
+            "metadata.dbt_schema_version: Expected `str`, got `int`",
+        ),
+        ("Expected `object`, got `array`", "document: Expected `object`, got `array`"),
+        # A msgspec that words it otherwise: shown whole, on one line, never taken apart wrongly.
+        (
+            "Missing field 'completed_at' at results[1].timing[0]",
+            "document: Missing field 'completed_at' at results[1].timing[0]",
+        ),
+        ("Something new\nat $.x", "document: Something new at $.x"),
+    ],
+)
+def test_validation_messages_are_read_leniently(message: str, described: str) -> None:
+    assert _describe(msgspec.ValidationError(message)) == described

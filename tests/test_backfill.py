@@ -49,7 +49,10 @@ def archive(tmp_path: Path) -> Path:
 
 
 def run(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), env={"TRACEPARENT": "", "OTEL_EXPORTER_OTLP_ENDPOINT": ""})
+    """``dbt-otel-replay backfill ARGS``."""
+    return CliRunner().invoke(
+        main, ["backfill", *args], env={"TRACEPARENT": "", "OTEL_EXPORTER_OTLP_ENDPOINT": ""}
+    )
 
 
 def started(run_name: str) -> str:
@@ -175,31 +178,37 @@ def test_json_summary_is_stable(archive: Path, tmp_path: Path) -> None:
     assert len(traces) == len(RUNS)
 
 
-def test_several_target_dirs_are_a_backfill(tmp_path: Path) -> None:
+def test_dirs_given_one_by_one(tmp_path: Path) -> None:
     result = run(str(FIXTURES / "run"), str(FIXTURES / "test"), "--dry-run")
     assert result.exit_code == 0
     assert [line.split()[0] for line in result.stdout.splitlines()] == ["planned", "planned"]
     assert "\r" not in result.stderr, "no progress bar off a terminal"
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (
-            ["--traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"],
-            "--traceparent: for one run",
-        ),
-        (["--manifest", "x.json"], "--manifest: for one run"),
-    ],
-)
-def test_single_run_flags_are_refused_in_a_backfill(archive: Path, args: list[str], message: str) -> None:
-    result = run("--recursive", str(archive), "--dry-run", *args)
-    assert result.exit_code == 2 and message in result.stderr
+@pytest.mark.parametrize("option", ["--traceparent", "--traceparent-from", "--traceparent-to", "--manifest"])
+def test_single_run_options_are_not_backfill_options(archive: Path, option: str) -> None:
+    result = run("--recursive", str(archive), "--dry-run", option, "x")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"dbt-otel-replay: error: No such option '{option}'")
+    assert result.stderr.endswith(" (see 'dbt-otel-replay backfill --help')\n")
 
 
-def test_backfill_flags_are_refused_for_one_run(tmp_path: Path) -> None:
-    result = run(str(FIXTURES / "run"), "--dry-run", "--ledger", str(tmp_path / "l.sqlite"))
-    assert result.exit_code == 2 and "--ledger: only for a backfill" in result.stderr
+def test_a_backfill_needs_a_dir_or_a_root() -> None:
+    result = run("--dry-run")
+    assert (
+        result.exit_code == 2 and result.stderr == "dbt-otel-replay: error: give a DIR or --recursive ROOT\n"
+    )
+
+
+def test_the_old_backfill_forms_name_the_backfill_command(tmp_path: Path) -> None:
+    old = CliRunner().invoke(
+        main, [str(FIXTURES / "run"), "--dry-run", "--ledger", str(tmp_path / "l.sqlite")]
+    )
+    assert old.exit_code == 2
+    assert old.stderr == (
+        "dbt-otel-replay: error: --ledger moved: use `dbt-otel-replay backfill DIR… --ledger FILE`\n"
+    )
+    assert not (tmp_path / "l.sqlite").exists()
 
 
 def test_progress_bar_shows_runs_spans_rate_and_eta() -> None:

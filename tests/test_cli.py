@@ -1,9 +1,12 @@
-"""The command line: where output goes, the traceparent file, and the documented exit codes."""
+"""The command line: the default command, where output goes, the traceparent file, the exit codes."""
 
 from __future__ import annotations
 
 import json
+import re
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,7 +145,7 @@ def test_unreachable_collector_exits_3_saves_the_spans_and_hands_the_context_on(
     spill = target / "otel-replay-unsent.json"
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"dbt-otel-replay: error: {endpoint}/v1/traces: cannot reach the collector")
-    assert last.endswith(f"94 spans saved to {spill}: re-send them with `dbt-otel-replay --resend {spill}`")
+    assert last.endswith(f"94 spans saved to {spill}: re-send them with `dbt-otel-replay resend {spill}`")
     assert f"NOT all delivered to {endpoint}/v1/traces: 0 of 94 spans accepted" in result.stderr
     assert len(from_otlp_json_lines(spill.read_text())) == 94
     assert (target / "traceparent").read_text().startswith("TRACEPARENT=00-")
@@ -162,12 +165,6 @@ def test_headers_never_reach_the_output(target: Path) -> None:
     )
     assert result.exit_code == 3
     assert "s3cr3t" not in result.output and "k3y" not in result.output
-
-
-def test_help_documents_exit_codes_and_version() -> None:
-    help_text = run("--help").stdout
-    assert "Exit codes: 0 delivered, 1 bad input, 2 usage, 3 export failed." in " ".join(help_text.split())
-    assert run("--version").stdout.startswith("dbt-otel-replay, version ")
 
 
 def test_html_report_and_waterfall(target: Path, tmp_path: Path) -> None:
@@ -190,13 +187,6 @@ def test_dry_run_draws_the_waterfall_after_the_tree_but_json_stays_pure(target: 
     assert json.loads(document)["version"] == 1
 
 
-def test_views_are_for_one_run(tmp_path: Path) -> None:
-    result = run(
-        str(FIXTURES / "run"), str(FIXTURES / "test"), "--dry-run", "--html", str(tmp_path / "r.html")
-    )
-    assert result.exit_code == 2 and "--html: for one run" in result.stderr
-
-
 @pytest.mark.parametrize("output", ["trace.json", None], ids=["output", "dry-run"])
 def test_undecodable_bytes_in_the_environment_are_replaced_not_a_traceback(
     tmp_path: Path, output: str | None
@@ -215,3 +205,149 @@ def test_undecodable_bytes_in_the_environment_are_replaced_not_a_traceback(
             {"key": "service.name", "value": {"stringValue": "dbt\ufffd"}},
             {"key": "team", "value": {"stringValue": "d\ufffdata"}},
         ]
+
+
+# --------------------------------------------------------------------------- #
+# The commands: the default one, each with only its own options, the removed forms
+# --------------------------------------------------------------------------- #
+
+
+def test_target_dir_alone_routes_to_replay(target: Path, tmp_path: Path) -> None:
+    short = run(str(target), "-o", str(tmp_path / "short.json"), "--traceparent-to", "-", "-q")
+    long = run("replay", str(target), "-o", str(tmp_path / "long.json"), "--traceparent-to", "-", "-q")
+    options_first = run("-q", "--dry-run", str(target))
+    assert short.exit_code == long.exit_code == options_first.exit_code == 0, short.stderr + long.stderr
+    assert short.stdout == long.stdout and short.stdout.startswith("TRACEPARENT=00-")
+    assert (tmp_path / "short.json").read_text() == (tmp_path / "long.json").read_text()
+    assert options_first.stdout.startswith("dbt build ")
+
+
+def test_a_target_dir_named_like_a_command_needs_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy_pair(FIXTURES / "run", tmp_path / "backfill")
+    monkeypatch.chdir(tmp_path)
+    long_form = run("replay", "backfill", "--dry-run", "-q")
+    as_a_path = run("./backfill", "--dry-run", "-q")
+    assert long_form.exit_code == as_a_path.exit_code == 0, long_form.stderr + as_a_path.stderr
+    assert long_form.stdout.startswith("dbt run ") and long_form.stdout == as_a_path.stdout
+    assert run("backfill", "--dry-run").stderr.startswith("dbt-otel-replay: error: give a DIR"), "the command"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["DIR", "DIR2"], "several TARGET_DIRs: use `dbt-otel-replay backfill DIR…`"),
+        (["--recursive", "ROOT"], "--recursive moved: use `dbt-otel-replay backfill --recursive ROOT`"),
+        (
+            ["--recursive", "ROOT", "--ledger", "l.sqlite"],
+            "--recursive moved: use `dbt-otel-replay backfill --recursive ROOT`",
+        ),
+        (
+            ["DIR", "--ledger", "l.sqlite"],
+            "--ledger moved: use `dbt-otel-replay backfill DIR… --ledger FILE`",
+        ),
+        (["DIR", "--force"], "--force moved: use `dbt-otel-replay backfill DIR… --force`"),
+        (["--resend", "spill.json"], "--resend moved: use `dbt-otel-replay resend FILE`"),
+        (["DIR", "--dry-run", "--resend", "spill.json"], "--resend moved: use `dbt-otel-replay resend FILE`"),
+    ],
+    ids=["several-dirs", "recursive", "recursive-ledger", "ledger", "force", "resend", "resend-late"],
+)
+def test_removed_forms_name_the_new_form_in_one_usage_line(
+    target: Path, args: list[str], message: str
+) -> None:
+    args = [str(target) if a == "DIR" else str(FIXTURES / "run") if a == "DIR2" else a for a in args]
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"dbt-otel-replay: error: {message}\n"
+    assert result.stdout == ""
+    assert not (target / "traceparent").exists()
+
+
+def options_in(help_text: str) -> set[str]:
+    """The long options a --help lists (the first column of each option line)."""
+    lines = help_text.split("Options:\n")[1].splitlines()
+    return {
+        o for line in lines if line.startswith("  -") for o in re.findall(r"--[a-z-]+", line.split("  ")[1])
+    }
+
+
+REPLAY_OPTIONS = {
+    "--manifest", "--endpoint", "--protocol", "--header", "--timeout", "--output", "--dry-run",
+    "--service-name", "--traceparent", "--traceparent-from", "--traceparent-to", "--include-sql",
+    "--sql-max-chars", "--spill", "--format", "--html", "--waterfall", "--nesting", "--quiet", "--help",
+}  # fmt: skip
+BACKFILL_OPTIONS = {
+    "--recursive", "--ledger", "--force", "--endpoint", "--protocol", "--header", "--timeout", "--output",
+    "--dry-run", "--service-name", "--include-sql", "--sql-max-chars", "--spill", "--format", "--nesting",
+    "--quiet", "--help",
+}  # fmt: skip
+RESEND_OPTIONS = {"--endpoint", "--protocol", "--header", "--timeout", "--quiet", "--help"}
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [("replay", REPLAY_OPTIONS), ("backfill", BACKFILL_OPTIONS), ("resend", RESEND_OPTIONS)],
+)
+def test_each_command_lists_only_its_own_options_and_its_exit_codes(command: str, expected: set[str]) -> None:
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert options_in(result.stdout) == expected
+    assert "Exit codes: 0 " in result.stdout and "2 usage" in " ".join(result.stdout.split())
+
+
+def test_replay_help_hides_the_removed_options_and_says_when_the_waterfall_is_drawn() -> None:
+    text = run("replay", "--help").stdout
+    assert "--resend" not in text and "--recursive" not in text and "--ledger" not in text
+    assert "Implied by --dry-run, except with --format json." in " ".join(text.split())
+
+
+def test_group_help_lists_the_commands_and_version() -> None:
+    result = run("--help")
+    assert result.exit_code == 0
+    commands = result.stdout.split("Commands:")[1].split()
+    assert commands[0] == "replay" and "backfill" in commands and "resend" in commands
+    assert "Exit codes: 0 delivered, 1 bad input, 2 usage, 3 export failed." in " ".join(
+        result.stdout.split()
+    )
+    assert "dbt-otel-replay replay backfill" in result.stdout
+    assert run("-h").stdout == result.stdout
+    version = run("--version")
+    assert version.exit_code == 0 and version.stdout.startswith("dbt-otel-replay, version ")
+
+
+def test_python_dash_m_runs_the_command() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "dbt_otel_replay", "--version"], capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0 and completed.stdout.startswith("dbt-otel-replay, version ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give a TARGET_DIR, or a command: see 'dbt-otel-replay --help'"),
+        (["replay"], "Missing argument 'TARGET_DIR' (see 'dbt-otel-replay replay --help')"),
+        (["DIR", "--bogus"], "No such option '--bogus' (see 'dbt-otel-replay replay --help')"),
+        (["backfill"], "give a DIR or --recursive ROOT"),
+        (["backfill", "DIR", "--traceparent", UPSTREAM], "No such option '--traceparent'"),
+        (["backfill", "DIR", "--html", "r.html"], "No such option '--html'"),
+        (["resend"], "Missing argument 'FILE' (see 'dbt-otel-replay resend --help')"),
+        (["resend", "spill.json", "--output", "x.json"], "No such option '--output'"),
+        (["resend", "spill.json", "--dry-run"], "No such option '--dry-run'"),
+        (["DIR", "--dry-run", "--output", "x.json"], "--dry-run cannot be combined with --output"),
+        (["backfill", "DIR", "-o", "x.json", "--timeout", "3"], "--timeout cannot be combined with --output"),
+    ],
+)
+def test_usage_errors_are_one_line(target: Path, args: list[str], message: str) -> None:
+    result = run(*[str(target) if a == "DIR" else a for a in args])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"dbt-otel-replay: error: {message}"), result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_resend_of_a_missing_file_exits_1(tmp_path: Path) -> None:
+    result = run("resend", str(tmp_path / "spill.json"), "--endpoint", "http://127.0.0.1:9")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"dbt-otel-replay: error: {tmp_path / 'spill.json'}: ")
+    assert result.stderr.count("\n") == 1

@@ -12,16 +12,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from dbt_otel_replay.artifacts import load_artifacts
-from dbt_otel_replay.export.encode import (
-    JSON,
-    MAX_REQUEST_BYTES,
-    MAX_SPANS_PER_REQUEST,
-    EncodedRequest,
-    encode_requests,
-    to_otlp_json,
-)
-from dbt_otel_replay.export.encode_json import iter_json_requests, iter_otlp_json_lines
+from dbt_otel_replay.export.convert import convert, to_message, to_otlp_json
 from dbt_otel_replay.export.file import otlp_json_lines
+from dbt_otel_replay.export.otlp_json import iter_json_requests, iter_otlp_json_lines
+from dbt_otel_replay.export.protobuf import encode_requests
+from dbt_otel_replay.export.requests import MAX_REQUEST_BYTES, MAX_SPANS_PER_REQUEST, EncodedRequest, Encoding
 from dbt_otel_replay.plan import (
     AttributeValue,
     Plan,
@@ -48,7 +43,7 @@ RUNS = sorted(p.parent for p in FIXTURES.glob("**/run_results.json")) + (
 
 
 def spans_of(request: EncodedRequest) -> list[Span]:
-    return list(request.message().resource_spans[0].scope_spans[0].spans)
+    return list(to_message(request).resource_spans[0].scope_spans[0].spans)
 
 
 @pytest.mark.parametrize("target", RUNS, ids=lambda p: str(p.relative_to(p.parents[1])))
@@ -65,7 +60,7 @@ def test_the_wire_format_is_what_protobuf_writes(target: Path) -> None:
             expected = oracle_span(plan, planned)
             assert span == expected, planned.name
             assert span.SerializeToString() == expected.SerializeToString()
-        resource = requests[0].message().resource_spans[0].resource
+        resource = to_message(requests[0]).resource_spans[0].resource
         assert list(resource.attributes) == key_values(RESOURCE)
 
 
@@ -84,9 +79,11 @@ def test_otlp_json_lines_are_what_protobuf_json_makes_of_the_requests(target: Pa
         assert [json.loads(line) for line in lines] == [to_otlp_json(r) for r in requests]
         # the same as OTLP/HTTP JSON requests, and back to protobuf: the very bytes encoded directly
         as_json = list(iter_json_requests(plan, RESOURCE))
-        assert [r.media_type for r in as_json] == [JSON] * len(requests)
-        assert [r.protobuf() for r in as_json] == [r.payload for r in requests]
-        assert [json.loads(r.otlp_json()) for r in as_json] == [json.loads(r.otlp_json()) for r in requests]
+        assert [r.encoding for r in as_json] == [Encoding.JSON] * len(requests)
+        assert [convert(r, Encoding.PROTOBUF).payload for r in as_json] == [r.payload for r in requests]
+        assert [json.loads(r.payload) for r in as_json] == [
+            json.loads(convert(r, Encoding.JSON).payload) for r in requests
+        ]
 
 
 ATTRIBUTE_VALUES: st.SearchStrategy[AttributeValue] = st.one_of(
@@ -173,14 +170,14 @@ def test_text_that_is_not_unicode_is_replaced_not_fatal() -> None:
     # An environment variable with undecodable bytes arrives as lone surrogates (PEP 383).
     plan = plan_trace(load_artifacts(FIXTURES / "run"))
     (request,) = encode_requests(plan, {"service.name": "dbt\udcff"})
-    resource = request.message().resource_spans[0].resource
+    resource = to_message(request).resource_spans[0].resource
     assert resource.attributes[0].value.string_value == "dbt?"
 
 
 def test_every_span_once_in_plan_order() -> None:
     plan = plan_trace(load_artifacts(FIXTURES / "build"))
     (request,) = encode_requests(plan, RESOURCE)
-    (resource_spans,) = request.message().resource_spans
+    (resource_spans,) = to_message(request).resource_spans
     assert {kv.key: kv.value.string_value for kv in resource_spans.resource.attributes} == RESOURCE
     (scope_spans,) = resource_spans.scope_spans
     assert scope_spans.scope.name == "dbt-otel-replay"
@@ -194,7 +191,7 @@ def test_requests_are_split_under_the_size_limit() -> None:
     requests = encode_requests(plan, RESOURCE, max_request_bytes=limit)
     assert len(requests) > 1
     assert all(len(r.payload) <= limit for r in requests)
-    assert all(r.message().ByteSize() == len(r.payload) for r in requests)
+    assert all(to_message(r).ByteSize() == len(r.payload) for r in requests)
     sent = [s.span_id.hex() for r in requests for s in spans_of(r)]
     assert sent == [s.span_id for s in plan.spans]
     assert MAX_REQUEST_BYTES == 4 * 1024 * 1024

@@ -13,9 +13,11 @@ import pytest
 
 from dbt_otel_replay.artifacts import load_artifacts
 from dbt_otel_replay.export.config import resolve_export_config
-from dbt_otel_replay.export.encode import EncodedRequest, encode_requests
-from dbt_otel_replay.export.encode_json import iter_json_requests
-from dbt_otel_replay.export.otlp import Answer, Transport, deliver, open_transport
+from dbt_otel_replay.export.deliver import deliver
+from dbt_otel_replay.export.otlp_json import iter_json_requests
+from dbt_otel_replay.export.protobuf import encode_requests
+from dbt_otel_replay.export.requests import EncodedRequest
+from dbt_otel_replay.export.transport import Answer, Transport, open_transport
 from dbt_otel_replay.plan import plan_trace
 from tests.support.contract import check_contract, from_proto, load_pair
 from tests.support.receiver import OtlpReceiver

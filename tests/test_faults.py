@@ -15,9 +15,12 @@ from click.testing import CliRunner
 from dbt_otel_replay.artifacts import load_artifacts
 from dbt_otel_replay.cli import main
 from dbt_otel_replay.export.config import resolve_export_config
-from dbt_otel_replay.export.encode import EncodedRequest, encode_requests
+from dbt_otel_replay.export.convert import to_message
+from dbt_otel_replay.export.deliver import deliver
 from dbt_otel_replay.export.file import append_otlp_json
-from dbt_otel_replay.export.otlp import Answer, Transport, deliver, open_transport
+from dbt_otel_replay.export.protobuf import encode_requests
+from dbt_otel_replay.export.requests import EncodedRequest
+from dbt_otel_replay.export.transport import Answer, Transport, open_transport
 from dbt_otel_replay.plan import plan_trace
 from dbt_otel_replay.replay import resend
 from tests.support.collector import RotelCollector
@@ -44,7 +47,7 @@ def span_ids(requests: list[EncodedRequest]) -> list[str]:
     return [
         s.span_id.hex()
         for r in requests
-        for rs in r.message().resource_spans
+        for rs in to_message(r).resource_spans
         for ss in rs.scope_spans
         for s in ss.spans
     ]
@@ -159,7 +162,7 @@ def test_collector_down_before_the_export_then_resent_with_the_cli(
     assert len(saved) == total and otlp_receiver.span_count() == 0
 
     rotel_collector.start()
-    resent = CliRunner().invoke(main, ["--resend", str(spill)], env=env)
+    resent = CliRunner().invoke(main, ["resend", str(spill)], env=env)
     assert resent.exit_code == 0, resent.stderr
     assert f"resent {total} of {total} spans from {spill}" in resent.stderr
     assert not spill.exists()

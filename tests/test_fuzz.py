@@ -36,9 +36,10 @@ from hypothesis import strategies as st
 from dbt_otel_replay.artifacts import Artifacts, load_artifacts
 from dbt_otel_replay.cli import main
 from dbt_otel_replay.errors import ArtifactError
-from dbt_otel_replay.export.encode import encode_requests, to_otlp_json
+from dbt_otel_replay.export.convert import to_message, to_otlp_json
+from dbt_otel_replay.export.protobuf import encode_requests
 from dbt_otel_replay.plan import Plan, PlanOptions, plan_trace
-from dbt_otel_replay.summary import Outcome, render_summary, render_tree
+from dbt_otel_replay.views import Outcome, render_summary, render_tree
 from tests.support.mutate import DeepNesting, JsonPath, Mutation, apply_all, dumps, get_in, json_paths
 
 BUILD = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts" / "build"
@@ -152,7 +153,7 @@ def check_replay(artifacts: Artifacts, options: PlanOptions) -> Plan:
     encoded = [
         span
         for r in requests
-        for rs in r.message().resource_spans
+        for rs in to_message(r).resource_spans
         for ss in rs.scope_spans
         for span in ss.spans
     ]

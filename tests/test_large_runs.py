@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dbt_otel_replay.export.encode import MAX_REQUEST_BYTES
+from dbt_otel_replay.export.requests import MAX_REQUEST_BYTES
 from tests.support.collector import RotelCollector
 from tests.support.contract import check_contract, from_proto, load_pair
 from tests.support.receiver import OtlpReceiver

@@ -300,6 +300,7 @@ def test_replay_step_turns_inputs_into_options(tmp_path: Path, target: Path, fak
     )
     assert result.returncode == 0, result.stderr
     assert args_file.read_text().splitlines() == [
+        "replay",
         "target",
         "--traceparent-to",
         "target/traceparent",
@@ -336,8 +337,8 @@ def test_replay_step_splits_one_line_of_headers_on_commas(
     )
     assert result.returncode == 0, result.stderr
     args = args_file.read_text().splitlines()
-    assert args[:3] == ["target", "--traceparent-to", "target/traceparent"]  # the default target
-    assert args[3:] == ["--header", "a=1", "--header", "b=2", "--header", "c=3"]
+    assert args[:4] == ["replay", "target", "--traceparent-to", "target/traceparent"]  # the default target
+    assert args[4:] == ["--header", "a=1", "--header", "b=2", "--header", "c=3"]
 
 
 def test_replay_step_masks_header_values_on_github(tmp_path: Path, target: Path, fake_cli: Path) -> None:

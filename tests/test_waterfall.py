@@ -9,16 +9,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from dbt_otel_replay.analysis import RunAnalysis, analyse
 from dbt_otel_replay.artifacts import load_artifacts
 from dbt_otel_replay.plan import Plan, SpanRole, plan_trace
-from dbt_otel_replay.waterfall import (
-    MAX_ROWS_PER_LANE,
-    MIN_WIDTH,
-    display_width,
-    render_waterfall,
-    thread_lanes,
-)
+from dbt_otel_replay.views.analysis import RunAnalysis, analyse
+from dbt_otel_replay.views.node import nodes
+from dbt_otel_replay.views.timeline import display_width, thread_lanes
+from dbt_otel_replay.views.waterfall import MAX_ROWS_PER_LANE, MIN_WIDTH, render_waterfall
 from tests.support.synthetic import write_synthetic_run
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts"
@@ -152,7 +148,7 @@ def test_overlapping_nodes_are_capped_per_lane(synthetic: tuple[Plan, RunAnalysi
         for s in plan.spans
     )
     plan = dataclasses.replace(plan, spans=spans)
-    (lane,) = thread_lanes(plan.nodes, max_rows=MAX_ROWS_PER_LANE)
+    (lane,) = thread_lanes(nodes(plan), max_rows=MAX_ROWS_PER_LANE)
     assert len(lane.rows) == MAX_ROWS_PER_LANE
     assert lane.merged > 0
     assert lane.nodes == 5000

@@ -1,4 +1,4 @@
-"""Where and how to send the trace: one setting at a time, flag first, then OTEL_*, then default.
+"""Resolve where and how to send the trace: one setting at a time, flag first, then OTEL_*, then default.
 
 Each setting follows OpenTelemetry's exporter configuration: an explicit
 argument wins, then the signal-specific ``OTEL_EXPORTER_OTLP_TRACES_*``
@@ -10,25 +10,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigError
+from .transport import Protocol as Protocol  # re-exported: the protocol is a setting, named here too
 
 DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
 DEFAULT_HTTP_ENDPOINT = "http://localhost:4318"
 TRACES_PATH = "/v1/traces"
 DEFAULT_TIMEOUT_SECONDS = 10.0
 """OpenTelemetry's default OTEL_EXPORTER_OTLP_TIMEOUT (10,000 ms)."""
-
-
-class Protocol(str, Enum):
-    """The OTLP transports dbt-otel-replay can send over."""
-
-    GRPC = "grpc"
-    HTTP_PROTOBUF = "http/protobuf"
-    HTTP_JSON = "http/json"
 
 
 DEFAULT_PROTOCOL = Protocol.HTTP_PROTOBUF

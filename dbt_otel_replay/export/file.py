@@ -15,7 +15,8 @@ from pathlib import Path
 
 from .._files import write_text_atomically
 from ..errors import ArtifactError, ExportError
-from .encode import EncodedRequest, ids_to_base64
+from .convert import convert, from_otlp_json
+from .requests import EncodedRequest, Encoding
 
 STDOUT = Path("-")
 """The path that means standard output."""
@@ -35,7 +36,7 @@ def otlp_json_lines(requests: Iterable[EncodedRequest]) -> str:
 
 def _lines(requests: Iterable[EncodedRequest]) -> Iterator[str]:
     for request in requests:
-        yield request.otlp_json().decode() + "\n"
+        yield convert(request, Encoding.JSON).payload.decode() + "\n"
 
 
 def write_otlp_json(requests: Iterable[EncodedRequest], path: Path) -> None:
@@ -110,7 +111,7 @@ def read_otlp_json(path: Path) -> list[EncodedRequest]:
         path: A file written by --output or a spill file.
 
     Returns:
-        One request per non-empty line.
+        One request per non-empty line, in the protobuf wire format (as protobuf read it).
 
     Raises:
         ArtifactError: If the file is missing or a line is not an OTLP/JSON trace request.
@@ -119,9 +120,6 @@ def read_otlp_json(path: Path) -> list[EncodedRequest]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise ArtifactError(path, f"cannot be read: {exc}") from None
-    from google.protobuf.json_format import ParseDict, ParseError
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
     requests = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -130,9 +128,7 @@ def read_otlp_json(path: Path) -> list[EncodedRequest]:
             document = json.loads(line)
             if not isinstance(document, dict) or "resourceSpans" not in document:
                 raise ValueError("no resourceSpans")
-            message = ParseDict(ids_to_base64(document), ExportTraceServiceRequest())
-            spans = sum(len(s.spans) for rs in message.resource_spans for s in rs.scope_spans)
-            requests.append(EncodedRequest(message.SerializeToString(), spans))
-        except (ValueError, ParseError, RecursionError) as exc:
+            requests.append(from_otlp_json(document))
+        except (ValueError, RecursionError) as exc:
             raise ArtifactError(path, f"line {number} is not an OTLP/JSON trace request ({exc})") from None
     return requests

@@ -1,7 +1,11 @@
-"""Views of a planned run for people: the span tree, the summary, the waterfall and the HTML report.
+"""Views of a planned run for people: one library function per view.
 
-Pure rendering apart from :func:`write_html`; the CLI calls one function per view
-and decides where the text goes.
+The span tree (:mod:`.tree`), the replay and backfill summaries (:mod:`.summary`),
+the terminal waterfall (:mod:`.waterfall`) and the HTML report (:mod:`.report`),
+built on the run's analysis (:mod:`.analysis`), the shared timeline
+(:mod:`.timeline`) and the typed node accessors (:mod:`.node`). Pure rendering
+apart from :func:`write_html`; the CLI calls one function per view and decides
+where the text goes.
 """
 
 from __future__ import annotations
@@ -9,20 +13,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from .._files import write_text_atomically
-from ..analysis import analyse
 from ..errors import ExportError
 from ..plan import Plan
-from ..report import render_html as _render_html
-from ..summary import (
+from .analysis import analyse
+from .report import render_html as _render_html
+from .summary import (
     Outcome,
     backfill_summary,
     render_backfill_totals,
     render_run_line,
     render_summary,
-    render_tree,
     summary_document,
 )
-from ..waterfall import render_waterfall as _render_waterfall
+from .tree import render_tree
+from .waterfall import render_waterfall as _render_waterfall
 
 __all__ = [
     "Outcome",

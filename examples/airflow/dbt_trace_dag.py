@@ -9,7 +9,7 @@
 - ``dbt_trace`` runs ``dbt-otel-replay`` on that directory with TRACEPARENT/TRACESTATE in its
   ``env``, rendered from extract's XCom: the dbt run becomes a child of extract's span. Its
   trigger rule is ``all_done``, so a failed build is traced too. An export that failed (exit 3)
-  does not fail the task: the spans wait in the spill file for ``dbt-otel-replay --resend``.
+  does not fail the task: the spans wait in the spill file for ``dbt-otel-replay resend``.
 - ``publish`` (only after a successful build) reads the traceparent file dbt-otel-replay wrote,
   pushes it to XCom and runs inside a span that is a child of the dbt run's invocation span.
 - ``notify`` shows a BashOperator joining the trace: TRACEPARENT in its env, from publish's XCom.
@@ -55,7 +55,7 @@ DBT_TARGET = DBT_TARGET_ROOT + "/{{ run_id | replace(':', '-') | replace('+', '-
 # Exit 3 (export failed) is not the task's failure: the spans wait in the spill file.
 REPLAY = (
     '"$DBT_OTEL_REPLAY" "$DBT_TARGET" || { status=$?; [ "$status" -eq 3 ] || exit "$status"; '
-    'echo "the collector did not take every span; later: dbt-otel-replay --resend '
+    'echo "the collector did not take every span; later: dbt-otel-replay resend '
     '$DBT_TARGET/otel-replay-unsent.json"; }'
 )
 

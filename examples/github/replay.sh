@@ -25,7 +25,8 @@ else
     carrier=$(dirname "$target")/traceparent
 fi
 
-args=("$target" --traceparent-to "$carrier")
+# The command named: a target directory called like a command (e.g. backfill) is still replayed.
+args=(replay "$target" --traceparent-to "$carrier")
 [[ -z ${INPUT_ENDPOINT:-} ]] || args+=(--endpoint "$INPUT_ENDPOINT")
 [[ -z ${INPUT_PROTOCOL:-} ]] || args+=(--protocol "$INPUT_PROTOCOL")
 [[ -z ${INPUT_SERVICE_NAME:-} ]] || args+=(--service-name "$INPUT_SERVICE_NAME")

@@ -1,6 +1,6 @@
 """A second OTLP encoder, built on opentelemetry-proto's message classes: the oracle for the wire writer.
 
-dbt-otel-replay writes the protobuf wire format itself (``export/encode.py``).
+dbt-otel-replay writes the protobuf wire format itself (``export/protobuf.py``).
 This builds the same spans the slow, obvious way, by setting fields on protobuf
 messages as the OTLP data model defines them, so a test can compare the two,
 span for span and byte for byte.

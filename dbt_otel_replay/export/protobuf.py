@@ -1,61 +1,33 @@
-"""Encode a plan as OTLP: protobuf export requests written straight from the planned spans: pure, no I/O.
+"""The protobuf wire format of OTLP trace export requests, written straight from the planned spans; pure.
 
-The protobuf wire format of the few OTLP messages a trace needs (request,
-resource spans, scope spans, span, event, link, status, key-value) is written
-here directly, field by field in field-number order, as protobuf itself would
-serialise it; building opentelemetry-proto message objects first costs more
-than planning the trace. Spans are packed into as few requests as fit under the
-collector's default 4 MiB receive limit (and 8,192 spans), so each request can
-be sent and acknowledged on its own. :func:`to_otlp_json` turns a request into
-OTLP/JSON.
+The few OTLP messages a trace needs (request, resource spans, scope spans,
+span, event, link, status, key-value) are written here directly, field by
+field in field-number order, as protobuf itself would serialise them; building
+opentelemetry-proto message objects first costs more than planning the trace.
+Spans are packed (:func:`~.requests.pack`) into as few requests as fit under
+the collector's limits. Nothing here imports protobuf.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import struct
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
 
 from .. import __version__
+from ..attributes import LOW_CARDINALITY_KEYS
 from ..plan import AttributeValue, Plan, PlannedEvent, PlannedLink, PlannedSpan
-
-if TYPE_CHECKING:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-SCOPE_NAME = "dbt-otel-replay"
-MAX_REQUEST_BYTES = 4 * 1024 * 1024
-"""The OpenTelemetry Collector's default limit for one received message (gRPC)."""
-MAX_SPANS_PER_REQUEST = 8192
-"""At most this many spans per request: the OpenTelemetry Collector's default batch size.
-Some collectors (rotel, for one) drop a request they would have to split into several batches."""
-REQUEST_HEADROOM_BYTES = 1024
-"""Room left under the limit for the request's envelope (tags and length prefixes)."""
-
-SHARED_ATTRIBUTE_KEYS = frozenset(
-    {
-        "dbt.phase",
-        "dbt.status",
-        "dbt.node.resource_type",
-        "dbt.node.package_name",
-        "dbt.node.materialized",
-        "dbt.node.tags",
-        "dbt.thread_id",
-        "thread.name",
-        "db.system.name",
-        "db.namespace",
-        "dbt.adapter_response.code",
-    }
+from .requests import (
+    FLAG_HAS_IS_REMOTE,
+    FLAG_IS_REMOTE,
+    FLAG_SAMPLED,
+    MAX_REQUEST_BYTES,
+    MAX_SPANS_PER_REQUEST,
+    REQUEST_HEADROOM_BYTES,
+    SCOPE_NAME,
+    EncodedRequest,
+    Encoding,
+    pack,
 )
-"""Attributes with few distinct values in a run: each distinct pair is encoded once and reused."""
-
-SPAN_KIND_INTERNAL = 1
-FLAG_SAMPLED = 0x01
-FLAG_HAS_IS_REMOTE = 0x100
-FLAG_IS_REMOTE = 0x200
-ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
 
 # Field tags: (field number << 3) | wire type (0 varint, 1 fixed64, 2 length-delimited, 5 fixed32).
 _REQUEST_RESOURCE_SPANS = b"\x0a"
@@ -82,49 +54,6 @@ _double = struct.Struct("<d").pack
 _SMALL_VARINTS = tuple(bytes((n,)) for n in range(128))
 _STRING_HEADS = tuple(bytes((n + 2,)) + _ANY_STRING + bytes((n,)) for n in range(126))
 """For a string of n < 126 bytes: the AnyValue's length, string_value's tag and the string's length."""
-
-
-PROTOBUF = "application/x-protobuf"
-"""The media type of a request in the protobuf wire format (OTLP/gRPC, OTLP/HTTP protobuf)."""
-JSON = "application/json"
-"""The media type of a request in OTLP/JSON (OTLP/HTTP JSON, the collector's file exporter)."""
-
-
-@dataclass(frozen=True)
-class EncodedRequest:
-    """One serialised ``ExportTraceServiceRequest``, ready to send.
-
-    Attributes:
-        payload: The request, encoded as ``media_type`` says.
-        spans: How many spans it holds.
-        media_type: :data:`PROTOBUF` (the wire format) or :data:`JSON` (OTLP/JSON).
-    """
-
-    payload: bytes
-    spans: int
-    media_type: str = PROTOBUF
-
-    def message(self) -> ExportTraceServiceRequest:
-        """The request decoded by protobuf (to convert it, and for tests)."""
-        from google.protobuf.json_format import ParseDict
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-        if self.media_type == JSON:
-            document = ids_to_base64(json.loads(self.payload))
-            parsed: ExportTraceServiceRequest = ParseDict(document, ExportTraceServiceRequest())
-            return parsed
-        message: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(self.payload)
-        return message
-
-    def protobuf(self) -> bytes:
-        """The request in the protobuf wire format (converted when it was encoded as OTLP/JSON)."""
-        return self.payload if self.media_type == PROTOBUF else self.message().SerializeToString()
-
-    def otlp_json(self) -> bytes:
-        """The request as OTLP/JSON (converted when it was encoded as protobuf)."""
-        if self.media_type == JSON:
-            return self.payload
-        return json.dumps(to_otlp_json(self), separators=(",", ":")).encode()
 
 
 def encode_requests(
@@ -171,36 +100,9 @@ def iter_requests(
     spans = (encoder.span(planned) for planned in plan.spans)
     for batch in pack(spans, budget, max_spans_per_request):
         scope_spans = _field(_RESOURCE_SPANS_SCOPE_SPANS, b"".join([scope, *batch]))
-        yield EncodedRequest(_field(_REQUEST_RESOURCE_SPANS, head + scope_spans), len(batch))
-
-
-def pack(
-    encoded_spans: Iterable[bytes], budget: int, most: int, *, separator: int = 0
-) -> Iterator[list[bytes]]:
-    """Group encoded spans, in order, into the batches that make one request each.
-
-    Args:
-        encoded_spans: Each span, encoded.
-        budget: The most bytes a batch's spans may take, ``separator`` bytes between each
-            two included; a span larger than that still goes, alone.
-        most: The most spans in one batch.
-        separator: Bytes the encoding puts between two spans (the comma of OTLP/JSON).
-
-    Yields:
-        Non-empty batches; one empty batch when there are no spans at all.
-    """
-    batch: list[bytes] = []
-    size = 0
-    yielded = False
-    for span in encoded_spans:
-        if batch and (size + len(span) + separator > budget or len(batch) >= most):
-            yield batch
-            yielded = True
-            batch, size = [], 0
-        batch.append(span)
-        size += len(span) + separator
-    if batch or not yielded:
-        yield batch
+        yield EncodedRequest(
+            _field(_REQUEST_RESOURCE_SPANS, head + scope_spans), len(batch), Encoding.PROTOBUF
+        )
 
 
 class _SpanEncoder:
@@ -245,7 +147,7 @@ class _SpanEncoder:
         """Append a span's attributes; short strings (the commonest case) written inline."""
         shared, keys, heads, small = self._shared, self._keys, _STRING_HEADS, _SMALL_VARINTS
         for key, value in attributes.items():
-            if key in SHARED_ATTRIBUTE_KEYS and isinstance(value, (str, tuple)):
+            if key in LOW_CARDINALITY_KEYS and isinstance(value, (str, tuple)):
                 encoded = shared.get((key, value))
                 if encoded is None:
                     encoded = shared[(key, value)] = _key_value(_SPAN_ATTRIBUTE, key, value)
@@ -329,59 +231,3 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
-
-
-def to_otlp_json(request: EncodedRequest | ExportTraceServiceRequest) -> dict[str, Any]:
-    """Convert a request to OTLP/JSON, the format of the collector's file exporter.
-
-    OTLP/JSON differs from protobuf's canonical JSON in two ways handled here:
-    trace and span ids are hex strings rather than base64, and enums are integers.
-
-    Args:
-        request: The request, encoded or as a protobuf message.
-
-    Returns:
-        A JSON-serialisable dict (``{"resourceSpans": [...]}``).
-    """
-    from google.protobuf.json_format import MessageToDict
-
-    if isinstance(request, EncodedRequest) and request.media_type == JSON:
-        parsed: dict[str, Any] = json.loads(request.payload)
-        return parsed
-    message = request.message() if isinstance(request, EncodedRequest) else request
-    document: dict[str, Any] = MessageToDict(message, use_integers_for_enums=True)
-    _hex_ids(document)
-    return document
-
-
-def _hex_ids(node: Any) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ID_FIELDS and isinstance(value, str):
-                node[key] = base64.b64decode(value).hex()
-            else:
-                _hex_ids(value)
-    elif isinstance(node, list):
-        for item in node:
-            _hex_ids(item)
-
-
-def ids_to_base64(node: Any) -> Any:
-    """OTLP/JSON writes ids in hex; protobuf's JSON mapping reads bytes as base64.
-
-    Args:
-        node: An OTLP/JSON document, or a part of one.
-
-    Returns:
-        A copy with every trace and span id in base64.
-    """
-    if isinstance(node, dict):
-        return {
-            key: base64.b64encode(bytes.fromhex(value)).decode()
-            if key in ID_FIELDS and isinstance(value, str)
-            else ids_to_base64(value)
-            for key, value in node.items()
-        }
-    if isinstance(node, list):
-        return [ids_to_base64(item) for item in node]
-    return node

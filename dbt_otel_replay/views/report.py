@@ -18,20 +18,12 @@ import html
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 
+from ..plan import Plan
+from ..statuses import Category, status
+from ..timestamps import NANOS_PER_SECOND
 from .analysis import RunAnalysis
-from .plan import Plan, PlannedSpan, status_counts
-from .statuses import FAILED_STATUSES, WARNING_STATUSES
-from .timestamps import NANOS_PER_SECOND
-from .waterfall import (
-    is_critical,
-    nice_step,
-    node_window,
-    seconds_label,
-    short_name,
-    status_kind,
-    thread_lanes,
-    thread_of,
-)
+from .node import Invocation, Node, nodes, slowest, status_counts
+from .timeline import nice_step, node_window, seconds_label, thread_lanes
 
 SLOWEST_SHOWN = 20
 """How many of the slowest nodes the report lists."""
@@ -143,6 +135,10 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _or(value: str | None, default: str) -> str:
+    return default if value is None else value
+
+
 def render_html(plan: Plan, analysis: RunAnalysis, *, title: str | None = None) -> str:
     """Render the run as one self-contained HTML page.
 
@@ -155,9 +151,9 @@ def render_html(plan: Plan, analysis: RunAnalysis, *, title: str | None = None) 
         The page, an HTML5 document that loads nothing from anywhere.
     """
     root = plan.invocation
-    project = root.attributes.get("dbt.project_name")
+    project = Invocation(root).project
     title = title or f"{root.name}" + (f" · {project}" if project else "") + " · dbt run report"
-    nodes = plan.nodes
+    every = nodes(plan)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -168,23 +164,23 @@ def render_html(plan: Plan, analysis: RunAnalysis, *, title: str | None = None) 
         f"<style>{_CSS}</style>",
         "</head><body>",
         f"<h1>{_e(title)}</h1>",
-        f'<p class="sub">{_e(_subtitle(plan, analysis))}</p>',
-        _metadata(plan, analysis),
-        _gantt_section(plan, analysis),
-        _critical_section(plan, analysis),
-        _slowest_section(nodes, analysis),
+        f'<p class="sub">{_e(_subtitle(plan, every, analysis))}</p>',
+        _metadata(plan, every, analysis),
+        _gantt_section(every, analysis),
+        _critical_section(every, analysis),
+        _slowest_section(every, analysis),
         _messages_section(
             "failures",
             "Failures",
-            [s for s in nodes if s.attributes.get("dbt.status") in FAILED_STATUSES],
-            lambda s: s.status_message or str(s.attributes.get("dbt.status", "")),
+            [n for n in every if n.failed],
+            lambda n: n.failure_message or _or(n.status, ""),
             "No node failed.",
         ),
         _messages_section(
             "warnings",
             "Warnings",
-            [s for s in nodes if s.attributes.get("dbt.status") in WARNING_STATUSES],
-            lambda s: str(s.attributes.get("dbt.message", "")),
+            [n for n in every if n.warned],
+            lambda n: n.message,
             "No warnings.",
         ),
         _threads_section(analysis),
@@ -194,12 +190,12 @@ def render_html(plan: Plan, analysis: RunAnalysis, *, title: str | None = None) 
     return "\n".join(parts) + "\n"
 
 
-def _subtitle(plan: Plan, analysis: RunAnalysis) -> str:
+def _subtitle(plan: Plan, every: Sequence[Node], analysis: RunAnalysis) -> str:
     root = plan.invocation
-    failed = sum(1 for s in plan.nodes if s.attributes.get("dbt.status") in FAILED_STATUSES)
+    failed = sum(1 for n in every if n.failed)
     outcome = f"{failed} failed" if failed else "no failures"
     return (
-        f"{len(plan.nodes)} nodes in {root.duration_seconds:.3f} s, {outcome}; critical path "
+        f"{len(every)} nodes in {root.duration_seconds:.3f} s, {outcome}; critical path "
         f"{analysis.critical_seconds:.3f} s over {len(analysis.critical_path)} nodes; "
         f"threads idle {analysis.idle_share:.0%} of the time."
     )
@@ -211,26 +207,25 @@ def _when(nanos: int) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S}.{millis:03d} UTC"
 
 
-def _metadata(plan: Plan, analysis: RunAnalysis) -> str:
+def _metadata(plan: Plan, every: Sequence[Node], analysis: RunAnalysis) -> str:
     root = plan.invocation
-    attrs = root.attributes
-    nodes = plan.nodes
+    run = Invocation(root)
     rows: list[tuple[str, str]] = [
-        ("Command", f"<code>{_e(attrs.get('dbt.command', root.name))}</code>"),
-        ("Project", _e(attrs.get("dbt.project_name", "—"))),
-        ("dbt version", _e(attrs.get("dbt.version", "—"))),
+        ("Command", f"<code>{_e(_or(run.command, root.name))}</code>"),
+        ("Project", _e(_or(run.project, "—"))),
+        ("dbt version", _e(_or(run.dbt_version, "—"))),
     ]
-    for key, label in (("dbt.adapter", "Adapter"), ("dbt.target", "Target")):
-        if key in attrs:
-            rows.append((label, _e(attrs[key])))
+    for value, label in ((run.adapter, "Adapter"), (run.target, "Target")):
+        if value is not None:
+            rows.append((label, _e(value)))
     rows += [
         ("Trace id", f'<code id="trace-id">{_e(plan.trace_id)}</code>'),
-        ("Invocation id", f"<code>{_e(attrs.get('dbt.invocation_id', '—'))}</code>"),
+        ("Invocation id", f"<code>{_e(_or(run.invocation_id, '—'))}</code>"),
         ("Started", _e(_when(root.start_time_unix_nano))),
         ("Wall time", f'<span id="wall-time">{root.duration_seconds:.3f} s</span>'),
     ]
-    if nodes:
-        start, end = node_window(nodes)
+    if every:
+        start, end = node_window(every)
         rows.append(
             (
                 "Nodes ran",
@@ -244,12 +239,12 @@ def _metadata(plan: Plan, analysis: RunAnalysis) -> str:
             f"{len(analysis.threads)}; idle {analysis.idle_share:.0%} of {analysis.window_seconds:.3f} s",
         )
     )
-    counts = status_counts(nodes)
+    counts = status_counts(every)
     chips = "".join(
-        f'<span class="chip {status_kind(status)}" data-status="{_e(status)}">{n} {_e(status)}</span>'
-        for status, n in counts.most_common()
+        f'<span class="chip {status(name).category.value}" data-status="{_e(name)}">{n} {_e(name)}</span>'
+        for name, n in counts.most_common()
     )
-    rows.append(("Results", f'<span id="status-counts">{len(nodes)} nodes: {chips}</span>'))
+    rows.append(("Results", f'<span id="status-counts">{len(every)} nodes: {chips}</span>'))
     results = rows.pop()
     half = (len(rows) + 1) // 2  # two columns of facts, then the results across the page
     body = "".join(
@@ -261,7 +256,7 @@ def _metadata(plan: Plan, analysis: RunAnalysis) -> str:
     return f'<section><h2>Run</h2><table id="metadata">{body}</table></section>'
 
 
-def _gantt_section(plan: Plan, analysis: RunAnalysis) -> str:
+def _gantt_section(every: Sequence[Node], analysis: RunAnalysis) -> str:
     legend = "".join(
         f'<span><i class="sw {cls}"></i>{text}</span>'
         for cls, text in (
@@ -277,18 +272,17 @@ def _gantt_section(plan: Plan, analysis: RunAnalysis) -> str:
         '<section><h2>Timeline by thread</h2><div class="tools">'
         '<input id="filter" type="search" placeholder="Filter nodes by name…" autocomplete="off">'
         f'<span id="filter-count" class="note"></span><span class="legend">{legend}</span></div>'
-        f'<div class="chart">{_gantt(plan, analysis)}</div>'
+        f'<div class="chart">{_gantt(every, analysis)}</div>'
         '<p class="note">Hover a bar for the node, its status and duration. Time runs from the first '
         "node's start; the dashed line links the critical path.</p></section>"
     )
 
 
-def _gantt(plan: Plan, analysis: RunAnalysis) -> str:
-    nodes = plan.nodes
-    if not nodes:
+def _gantt(every: Sequence[Node], analysis: RunAnalysis) -> str:
+    if not every:
         return '<svg id="gantt" viewBox="0 0 1320 40"><text x="10" y="24">No nodes.</text></svg>'
-    lanes = thread_lanes(nodes, max_rows=MAX_ROWS_PER_LANE)
-    start, end = node_window(nodes)
+    lanes = thread_lanes(every, max_rows=MAX_ROWS_PER_LANE)
+    start, end = node_window(every)
     span = end - start
     chart = _CHART_RIGHT - _CHART_LEFT
     height = _AXIS_HEIGHT + sum(len(lane.rows) * _ROW_HEIGHT + _LANE_GAP for lane in lanes) + 6
@@ -298,7 +292,7 @@ def _gantt(plan: Plan, analysis: RunAnalysis) -> str:
 
     out = [
         f'<svg id="gantt" viewBox="0 0 {_WIDTH} {height}" role="img" '
-        f'aria-label="Gantt chart of {len(nodes)} nodes by dbt thread">'
+        f'aria-label="Gantt chart of {len(every)} nodes by dbt thread">'
     ]
     out.append('<g class="axis">')
     seconds = span / NANOS_PER_SECOND
@@ -348,44 +342,44 @@ def _gantt(plan: Plan, analysis: RunAnalysis) -> str:
 
 
 def _bar(
-    node: PlannedSpan,
+    node: Node,
     x_of: Callable[[int], float],
     top: float,
     origin: int,
     centres: dict[str, tuple[float, float, float]],
 ) -> str:
-    status = str(node.attributes.get("dbt.status", ""))
-    kind = status_kind(status)
-    uid = str(node.attributes.get("dbt.node.unique_id", node.name))
-    classes = kind + (" crit" if is_critical(node) else "")
-    at = (node.start_time_unix_nano - origin) / NANOS_PER_SECOND
-    tip = [uid, f"{status} · {node.duration_seconds:.3f} s", f"{thread_of(node)}, start +{at:.3f} s"]
-    if is_critical(node):
+    dbt_status = _or(node.status, "")
+    kind = node.category
+    uid = node.uid
+    classes = kind.value + (" crit" if node.critical else "")
+    at = (node.start - origin) / NANOS_PER_SECOND
+    tip = [uid, f"{dbt_status} · {node.seconds:.3f} s", f"{node.thread}, start +{at:.3f} s"]
+    if node.critical:
         tip.append("on the critical path")
-    if node.status_message:
-        tip.append(node.status_message[:300])
+    if node.failure_message:
+        tip.append(node.failure_message[:300])
     title = f"<title>{_e(chr(10).join(tip))}</title>"
-    x0 = x_of(node.start_time_unix_nano)
+    x0 = x_of(node.start)
     middle = top + _BAR_HEIGHT / 2
-    if node.end_time_unix_nano <= node.start_time_unix_nano:
+    if node.instant:
         centres[uid] = (x0, x0, middle)
         half = _BAR_HEIGHT / 2
         return (
-            f'<path class="marker {classes}" data-node="{_e(uid)}" data-status="{_e(status)}" '
+            f'<path class="marker {classes}" data-node="{_e(uid)}" data-status="{_e(dbt_status)}" '
             f'd="M{x0:.2f} {top:.1f}l{half * 0.7:.1f} {half:.1f}l{-half * 0.7:.1f} {half:.1f}'
             f'l{-half * 0.7:.1f} {-half:.1f}z">{title}</path>'
         )
-    x1 = x_of(node.end_time_unix_nano)
+    x1 = x_of(node.end)
     width = max(x1 - x0, 0.8)
     drawn = width - 0.6 if width > 2 else width  # a hairline gap between neighbours
     centres[uid] = (x0, x0 + width, middle)
     bar = (
-        f'<rect class="bar {classes}" data-node="{_e(uid)}" data-status="{_e(status)}" x="{x0:.2f}" '
+        f'<rect class="bar {classes}" data-node="{_e(uid)}" data-status="{_e(dbt_status)}" x="{x0:.2f}" '
         f'y="{top:.1f}" width="{drawn:.2f}" height="{_BAR_HEIGHT}" rx="2">{title}</rect>'
     )
-    name = short_name(node)
+    name = node.short_name
     if width >= len(name) * _CHAR_WIDTH + 8:
-        label_class = "bar-label warn-label" if kind == "warn" else "bar-label"
+        label_class = "bar-label warn-label" if kind is Category.WARN else "bar-label"
         baseline = top + _BAR_HEIGHT / 2 + 4
         bar += f'<text class="{label_class}" x="{x0 + 4:.2f}" y="{baseline:.1f}">{_e(name)}</text>'
     return bar
@@ -399,20 +393,17 @@ def _critical_links(analysis: RunAnalysis, centres: dict[str, tuple[float, float
     return links
 
 
-def _node_cell(span: PlannedSpan) -> str:
-    uid = str(span.attributes.get("dbt.node.unique_id", span.name))
-    return f'<td class="node mono">{_e(uid)}</td>'
+def _node_cell(node: Node) -> str:
+    return f'<td class="node mono">{_e(node.uid)}</td>'
 
 
-def _status_cell(span: PlannedSpan) -> str:
-    status = str(span.attributes.get("dbt.status", ""))
-    return f'<td class="status {status_kind(status)}">{_e(status)}</td>'
+def _status_cell(node: Node) -> str:
+    return f'<td class="status {node.category.value}">{_e(_or(node.status, ""))}</td>'
 
 
-def _row_attrs(span: PlannedSpan) -> str:
-    uid = str(span.attributes.get("dbt.node.unique_id", span.name))
-    crit = ' class="crit"' if is_critical(span) else ""
-    return f'data-node="{_e(uid)}"{crit}'
+def _row_attrs(node: Node) -> str:
+    crit = ' class="crit"' if node.critical else ""
+    return f'data-node="{_e(node.uid)}"{crit}'
 
 
 def _table(ident: str, header: Sequence[str], rows: Iterable[str]) -> str:
@@ -420,24 +411,24 @@ def _table(ident: str, header: Sequence[str], rows: Iterable[str]) -> str:
     return f'<table id="{ident}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def _critical_section(plan: Plan, analysis: RunAnalysis) -> str:
+def _critical_section(every: Sequence[Node], analysis: RunAnalysis) -> str:
     steps = analysis.critical_path
     if not steps:
         return (
             '<section><h2>Critical path</h2><table id="critical-path"><tbody></tbody></table>'
             '<p class="note">No node waited for another.</p></section>'
         )
-    origin = node_window(plan.nodes)[0]
+    origin = node_window(every)[0]
     rows = [
-        f"<tr {_row_attrs(step.span)}>"
-        f'<td class="num">{number}</td>{_node_cell(step.span)}'
-        f"<td>{_e(thread_of(step.span))}</td>{_status_cell(step.span)}"
-        f'<td class="num">+{(step.span.start_time_unix_nano - origin) / NANOS_PER_SECOND:.3f} s</td>'
-        f'<td class="num">{step.span.duration_seconds:.3f} s</td>'
+        f"<tr {_row_attrs(step.node)}>"
+        f'<td class="num">{number}</td>{_node_cell(step.node)}'
+        f"<td>{_e(step.node.thread)}</td>{_status_cell(step.node)}"
+        f'<td class="num">+{(step.node.start - origin) / NANOS_PER_SECOND:.3f} s</td>'
+        f'<td class="num">{step.node.seconds:.3f} s</td>'
         f'<td class="num">{step.wait_seconds:.3f} s</td></tr>'
         for number, step in enumerate(steps, 1)
     ]
-    busy = sum(s.span.duration_seconds for s in steps)
+    busy = sum(s.node.seconds for s in steps)
     return (
         "<section><h2>Critical path</h2>"
         f'<p class="note">The chain of nodes that decided when the run ended: {len(steps)} nodes, '
@@ -452,18 +443,17 @@ def _critical_section(plan: Plan, analysis: RunAnalysis) -> str:
     )
 
 
-def _slowest_section(nodes: Sequence[PlannedSpan], analysis: RunAnalysis) -> str:
-    ranked = sorted(nodes, key=lambda s: (-s.duration_seconds, s.name))[:SLOWEST_SHOWN]
-    ranked = [s for s in ranked if s.duration_seconds > 0]
+def _slowest_section(every: Sequence[Node], analysis: RunAnalysis) -> str:
+    ranked = [n for n in slowest(every, SLOWEST_SHOWN) if n.seconds > 0]
     window = analysis.window_seconds or 1.0
     rows = [
-        f"<tr {_row_attrs(span)}>"
-        f'<td class="num">{number}</td>{_node_cell(span)}'
-        f"<td>{_e(span.attributes.get('dbt.node.resource_type', ''))}</td>"
-        f"<td>{_e(thread_of(span))}</td>{_status_cell(span)}"
-        f'<td class="num">{span.duration_seconds:.3f} s</td>'
-        f'<td class="num">{span.duration_seconds / window:.0%}</td></tr>'
-        for number, span in enumerate(ranked, 1)
+        f"<tr {_row_attrs(node)}>"
+        f'<td class="num">{number}</td>{_node_cell(node)}'
+        f"<td>{_e(node.resource_type)}</td>"
+        f"<td>{_e(node.thread)}</td>{_status_cell(node)}"
+        f'<td class="num">{node.seconds:.3f} s</td>'
+        f'<td class="num">{node.seconds / window:.0%}</td></tr>'
+        for number, node in enumerate(ranked, 1)
     ]
     return (
         f"<section><h2>Slowest nodes (top {SLOWEST_SHOWN})</h2>"
@@ -475,23 +465,23 @@ def _slowest_section(nodes: Sequence[PlannedSpan], analysis: RunAnalysis) -> str
 def _messages_section(
     ident: str,
     heading: str,
-    spans: Sequence[PlannedSpan],
-    message: Callable[[PlannedSpan], str],
+    listed: Sequence[Node],
+    message: Callable[[Node], str],
     empty: str,
 ) -> str:
     rows = [
-        f"<tr {_row_attrs(span)}>{_status_cell(span)}{_node_cell(span)}"
-        f'<td class="msg"><pre>{_e(_clip(message(span)))}</pre></td></tr>'
-        for span in spans[:MESSAGES_SHOWN]
+        f"<tr {_row_attrs(node)}>{_status_cell(node)}{_node_cell(node)}"
+        f'<td class="msg"><pre>{_e(_clip(message(node)))}</pre></td></tr>'
+        for node in listed[:MESSAGES_SHOWN]
     ]
     more = (
-        f'<p class="note">… and {len(spans) - MESSAGES_SHOWN} more.</p>'
-        if len(spans) > MESSAGES_SHOWN
+        f'<p class="note">… and {len(listed) - MESSAGES_SHOWN} more.</p>'
+        if len(listed) > MESSAGES_SHOWN
         else ""
     )
-    note = "" if spans else f'<p class="note">{_e(empty)}</p>'
+    note = "" if listed else f'<p class="note">{_e(empty)}</p>'
     return (
-        f"<section><h2>{heading} ({len(spans)})</h2>"
+        f"<section><h2>{heading} ({len(listed)})</h2>"
         + _table(ident, ["status", "node", "message"], rows)
         + note
         + more

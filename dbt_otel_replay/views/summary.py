@@ -1,26 +1,26 @@
-"""Human-readable views of a plan: the --dry-run span tree and the summary printed after a replay.
+"""The summaries: of one replay (terminal text and the ``--format json`` document) and of a backfill. Pure.
 
-Pure text rendering; the CLI decides where it goes (the tree to stdout, the
-summary to stderr).
+Text rendering only; the CLI decides where it goes (the summary to stderr, JSON
+documents to stdout).
 """
 
 from __future__ import annotations
 
-import heapq
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..backfill import BackfillReport, RunOutcome, RunReport
+from ..plan import Plan
 from .analysis import RunAnalysis, analyse
-from .backfill import BackfillReport, RunOutcome, RunReport
-from .plan import Plan, PlannedSpan, status_counts
-from .statuses import FAILED_STATUSES, StatusCode
+from .node import Invocation, Node, nodes, slowest, status_counts
 
 SLOWEST_SHOWN = 5
 """How many of the slowest nodes the summary lists."""
 FAILURES_SHOWN = 10
 """How many failures the summary lists before saying how many more there are."""
 MESSAGE_CHARS = 160
+SUMMARY_FORMAT_VERSION = 1
+"""The version of the JSON summaries (``--format json``); bumped on incompatible changes."""
 
 
 @dataclass(frozen=True)
@@ -36,44 +36,6 @@ class Outcome:
     traceparent: str | None = None
 
 
-def render_tree(plan: Plan) -> str:
-    """Draw the planned spans as a tree, children under their parents.
-
-    Args:
-        plan: The plan.
-
-    Returns:
-        One line per span, with its duration, dbt status and links.
-    """
-    children: dict[str | None, list[PlannedSpan]] = defaultdict(list)
-    for span in plan.spans[1:]:
-        children[span.parent_span_id].append(span)
-    root = plan.invocation
-    lines = [f"{_label(root)}  trace {plan.trace_id}"]
-
-    def walk(span_id: str, prefix: str) -> None:
-        kids = sorted(children.get(span_id, []), key=lambda s: (s.start_time_unix_nano, s.name))
-        for index, child in enumerate(kids):
-            last = index == len(kids) - 1
-            lines.append(f"{prefix}{'└─ ' if last else '├─ '}{_label(child)}")
-            walk(child.span_id, prefix + ("   " if last else "│  "))
-
-    walk(root.span_id, "")
-    return "\n".join(lines) + "\n"
-
-
-def _label(span: PlannedSpan) -> str:
-    parts = [span.name, f"{span.duration_seconds:.3f}s"]
-    status = span.attributes.get("dbt.status")
-    if status is not None:
-        parts.append(str(status))
-    elif span.status is StatusCode.ERROR:
-        parts.append(f"ERROR ({span.status_message})")
-    if span.links:
-        parts.append(f"+{len(span.links)} link{'s' if len(span.links) > 1 else ''}")
-    return "  ".join(parts)
-
-
 def render_summary(plan: Plan, outcome: Outcome) -> str:
     """Summarise a replay: trace id, where it went, wall time, slowest nodes, failures.
 
@@ -85,18 +47,18 @@ def render_summary(plan: Plan, outcome: Outcome) -> str:
         A few lines of text.
     """
     root = plan.invocation
-    nodes = plan.nodes
-    counts = status_counts(nodes)
-    phases = len(plan.spans) - len(nodes) - 1
+    every = nodes(plan)
+    counts = status_counts(every)
+    phases = len(plan.spans) - len(every) - 1
     lines = [
         f"trace {plan.trace_id}: {root.name}, {len(plan.spans)} spans "
-        f"(1 invocation, {len(nodes)} nodes, {phases} phases)",
+        f"(1 invocation, {len(every)} nodes, {phases} phases)",
         f"  {outcome.destination}",
         f"  wall time {root.duration_seconds:.3f} s; "
         + ", ".join(f"{n} {status}" for status, n in counts.most_common()),
     ]
-    lines.extend(_slowest(nodes))
-    lines.extend(_failures(nodes))
+    lines.extend(_slowest(every))
+    lines.extend(_failures(every))
     analysis = analyse(plan)
     lines.extend(_critical_path(analysis))
     lines.extend(_threads(analysis))
@@ -117,27 +79,22 @@ def summary_document(plan: Plan, destination: str, warnings: Sequence[str] = ())
         The document; its keys are pinned by a test.
     """
     analysis = analyse(plan)
-    nodes = plan.nodes
-    ranked = slowest(nodes)
+    every = nodes(plan)
     return {
         "version": SUMMARY_FORMAT_VERSION,
         "trace_id": plan.trace_id,
         "traceparent": plan.context.traceparent,
         "command": plan.invocation.name,
-        "invocation_id": plan.invocation.attributes.get("dbt.invocation_id"),
+        "invocation_id": Invocation(plan.invocation).invocation_id,
         "destination": destination,
         "spans": len(plan.spans),
-        "nodes": len(nodes),
-        "statuses": dict(status_counts(nodes).most_common()),
+        "nodes": len(every),
+        "statuses": dict(status_counts(every).most_common()),
         "wall_time_seconds": plan.invocation.duration_seconds,
-        "slowest": [_node_entry(s) for s in ranked],
-        "failures": [
-            {**_node_entry(s), "message": s.status_message}
-            for s in nodes
-            if s.attributes.get("dbt.status") in FAILED_STATUSES
-        ],
+        "slowest": [_node_entry(n) for n in slowest(every, SLOWEST_SHOWN)],
+        "failures": [{**_node_entry(n), "message": n.failure_message} for n in every if n.failed],
         "critical_path": [
-            {**_node_entry(step.span), "wait_seconds": step.wait_seconds} for step in analysis.critical_path
+            {**_node_entry(step.node), "wait_seconds": step.wait_seconds} for step in analysis.critical_path
         ],
         "critical_path_seconds": analysis.critical_seconds,
         "threads": [
@@ -150,12 +107,8 @@ def summary_document(plan: Plan, destination: str, warnings: Sequence[str] = ())
     }
 
 
-def _node_entry(span: PlannedSpan) -> dict[str, object]:
-    return {
-        "unique_id": span.attributes.get("dbt.node.unique_id", span.name),
-        "status": span.attributes.get("dbt.status"),
-        "seconds": span.duration_seconds,
-    }
+def _node_entry(node: Node) -> dict[str, object]:
+    return {"unique_id": node.uid, "status": node.status, "seconds": node.seconds}
 
 
 def _critical_path(analysis: RunAnalysis) -> list[str]:
@@ -167,7 +120,7 @@ def _critical_path(analysis: RunAnalysis) -> list[str]:
     ]
     for step in steps:
         wait = f"  (waited {step.wait_seconds:.3f} s)" if step.wait_seconds >= 0.0005 else ""
-        lines.append(f"    {step.span.duration_seconds:9.3f} s  {step.unique_id}{wait}")
+        lines.append(f"    {step.node.seconds:9.3f} s  {step.unique_id}{wait}")
     return lines
 
 
@@ -186,35 +139,20 @@ def _threads(analysis: RunAnalysis) -> list[str]:
     return lines
 
 
-def slowest(nodes: Sequence[PlannedSpan]) -> list[PlannedSpan]:
-    """The longest node spans, longest first (ties by name), at most SLOWEST_SHOWN of them.
-
-    Args:
-        nodes: Node spans.
-
-    Returns:
-        The slowest.
-    """
-    return heapq.nsmallest(
-        SLOWEST_SHOWN, nodes, key=lambda s: (s.start_time_unix_nano - s.end_time_unix_nano, s.name)
-    )
-
-
-def _slowest(nodes: Sequence[PlannedSpan]) -> list[str]:
-    ranked = slowest(nodes)
-    ranked = [s for s in ranked if s.duration_seconds > 0]
+def _slowest(every: Sequence[Node]) -> list[str]:
+    ranked = [n for n in slowest(every, SLOWEST_SHOWN) if n.seconds > 0]
     if not ranked:
         return []
-    return ["  slowest:"] + [f"    {s.duration_seconds:9.3f} s  {s.name}" for s in ranked]
+    return ["  slowest:"] + [f"    {n.seconds:9.3f} s  {n.span.name}" for n in ranked]
 
 
-def _failures(nodes: Sequence[PlannedSpan]) -> list[str]:
-    failed = [s for s in nodes if s.attributes.get("dbt.status") in FAILED_STATUSES]
+def _failures(every: Sequence[Node]) -> list[str]:
+    failed = [n for n in every if n.failed]
     if not failed:
         return []
     lines = [f"  failures ({len(failed)}):"]
-    for span in failed[:FAILURES_SHOWN]:
-        lines.append(f"    {span.attributes['dbt.status']}  {span.name}: {_one_line(span.status_message)}")
+    for node in failed[:FAILURES_SHOWN]:
+        lines.append(f"    {node.status}  {node.span.name}: {_one_line(node.failure_message)}")
     if len(failed) > FAILURES_SHOWN:
         lines.append(f"    ... and {len(failed) - FAILURES_SHOWN} more")
     return lines
@@ -223,10 +161,6 @@ def _failures(nodes: Sequence[PlannedSpan]) -> list[str]:
 def _one_line(message: str) -> str:
     text = " ".join(message.split())
     return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 3] + "..."
-
-
-SUMMARY_FORMAT_VERSION = 1
-"""The version of the JSON backfill summary (``--format json``); bumped on incompatible changes."""
 
 
 def render_run_line(run: RunReport) -> str:

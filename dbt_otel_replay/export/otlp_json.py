@@ -3,7 +3,7 @@
 Each line is one ``ExportTraceServiceRequest`` in OTLP/JSON, the format of the
 OpenTelemetry Collector's file exporter: protobuf's JSON mapping with camelCase
 names, 64-bit integers as strings, enums as numbers, and trace and span ids in
-hex. The lines hold exactly what :func:`~dbt_otel_replay.export.encode.to_otlp_json`
+hex. The lines hold exactly what :func:`~dbt_otel_replay.export.convert.to_otlp_json`
 makes of the protobuf requests, built here without protobuf (which is several
 times slower at it). A line is at most ``MAX_REQUEST_BYTES`` long and holds at most
 ``MAX_SPANS_PER_REQUEST`` spans, so each line, re-sent with ``--resend``, is a
@@ -20,22 +20,24 @@ import msgspec
 
 from .. import __version__
 from ..plan import AttributeValue, Plan, PlannedEvent, PlannedLink, PlannedSpan
-from .encode import (
+from .requests import (
     FLAG_HAS_IS_REMOTE,
     FLAG_IS_REMOTE,
     FLAG_SAMPLED,
-    JSON,
     MAX_REQUEST_BYTES,
     MAX_SPANS_PER_REQUEST,
     SCOPE_NAME,
     SPAN_KIND_INTERNAL,
     EncodedRequest,
+    Encoding,
     pack,
 )
 
 JsonObject = dict[str, Any]
 _LINK_FLAGS = FLAG_SAMPLED | FLAG_HAS_IS_REMOTE
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+_NEWLINE_BYTES = len(b"\n")
+"""What ends each line, besides its request."""
 
 
 def iter_otlp_json_lines(
@@ -58,7 +60,10 @@ def iter_otlp_json_lines(
         Lines ending in a newline, in plan order; together they hold every span exactly once.
     """
     requests = iter_json_requests(
-        plan, resource, max_request_bytes=max_line_bytes - 1, max_spans_per_request=max_spans_per_line
+        plan,
+        resource,
+        max_request_bytes=max_line_bytes - _NEWLINE_BYTES,
+        max_spans_per_request=max_spans_per_line,
     )
     for request in requests:
         yield request.payload.decode() + "\n"
@@ -81,7 +86,7 @@ def iter_json_requests(
         max_spans_per_request: The most spans to put in one request.
 
     Yields:
-        The requests (media type :data:`~dbt_otel_replay.export.encode.JSON`), in plan order.
+        The requests (:attr:`~.requests.Encoding.JSON`), in plan order.
     """
     encode = msgspec.json.Encoder().encode
     scope: JsonObject = {"name": SCOPE_NAME, "version": __version__}
@@ -97,7 +102,7 @@ def iter_json_requests(
     writer = _SpanWriter(plan)
     spans = (encode(writer.span(planned)) for planned in plan.spans)
     for batch in pack(spans, budget, max_spans_per_request, separator=len(b",")):
-        yield EncodedRequest(head + b",".join(batch) + tail, len(batch), JSON)
+        yield EncodedRequest(head + b",".join(batch) + tail, len(batch), Encoding.JSON)
 
 
 class _SpanWriter:

@@ -1,11 +1,13 @@
-"""Send encoded requests to an OTLP receiver over gRPC or HTTP, synchronously, checking each answer.
+"""The OTLP transports: each sends one request over gRPC or HTTP in the encoding it declares.
 
-Every request is sent on its own and its response read: a transport error or a
-retryable status is retried with exponential backoff until the request's
-deadline, a partial success is reported with the collector's own words, and
-nothing is queued where it could be dropped silently. gRPC and HTTP libraries
-are imported when a transport is opened, not before: reading a large run's
-artifacts is the memory peak, and it should not carry them.
+:class:`Protocol` names the transports, and :data:`TRANSPORTS` is the one place
+a protocol is mapped to its transport, and so to the encoding its requests are
+written in (:func:`encoding_for`). A transport sends a request's payload as it
+is; only a request encoded otherwise (a spill file read back) is converted
+first. A failed attempt is classified as retryable or permanent here; the
+retries themselves are :mod:`.deliver`'s. gRPC and HTTP libraries are imported
+when a transport is opened, not before: reading a large run's artifacts is the
+memory peak, and it should not carry them.
 """
 
 from __future__ import annotations
@@ -13,31 +15,27 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from typing import Protocol as TypingProtocol
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from .config import ExportConfig, Protocol
-from .encode import EncodedRequest
+from .convert import convert
+from .requests import EncodedRequest, Encoding
 
 if TYPE_CHECKING:
     import grpc
     import requests
 
+    from .config import ExportConfig
+
 logger = logging.getLogger(__name__)
 
-INITIAL_BACKOFF_SECONDS = 0.5
-"""The wait before the first retry."""
-BACKOFF_MULTIPLIER = 2.0
-"""How much longer each further wait is."""
-MAX_BACKOFF_SECONDS = 8.0
-"""The longest single wait between two attempts."""
 RETRYABLE_GRPC_CODES = frozenset(
     {
         "CANCELLED",
@@ -55,6 +53,14 @@ EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 RETRYABLE_HTTP_STATUSES = frozenset({429, 502, 503, 504})
 """HTTP statuses the OTLP specification calls retryable."""
 _TLS_WORDS = ("ssl", "tls", "certificate", "handshake")
+
+
+class Protocol(str, Enum):
+    """The OTLP transports dbt-otel-replay can send over."""
+
+    GRPC = "grpc"
+    HTTP_PROTOBUF = "http/protobuf"
+    HTTP_JSON = "http/json"
 
 
 class RetryableError(Exception):
@@ -85,6 +91,9 @@ class Answer:
 class Transport(TypingProtocol):
     """Sends one export request and returns the receiver's answer."""
 
+    encoding: Encoding
+    """The encoding it sends; requests are encoded in it (:func:`encoding_for`), else converted first."""
+
     def send(self, request: EncodedRequest, timeout: float) -> Answer:
         """Send a request; raise RetryableError or PermanentError when it fails."""
 
@@ -92,177 +101,10 @@ class Transport(TypingProtocol):
         """Release the connection."""
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """What reached the receiver, and what did not.
-
-    Attributes:
-        endpoint: Where the requests went (without credentials).
-        total: How many spans there were to send.
-        accepted: How many spans the receiver accepted.
-        requests: How many requests were accepted in full.
-        unsent: The requests not accepted in full (failed, skipped after a failure,
-            or partly rejected), to be saved and re-sent.
-        problems: Why, one line per problem, in the receiver's words where it gave any.
-    """
-
-    endpoint: str
-    total: int
-    accepted: int
-    requests: int
-    unsent: tuple[EncodedRequest, ...] = ()
-    problems: tuple[str, ...] = ()
-
-    @property
-    def complete(self) -> bool:
-        """Whether every span was accepted."""
-        return not self.unsent
-
-
-def deliver(
-    requests_: Iterable[EncodedRequest],
-    config: ExportConfig,
-    *,
-    transport: Transport | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-) -> Delivery:
-    """Send every request and check every answer; never drop a span silently.
-
-    One request is on the wire at a time, sent from a worker thread while this
-    thread takes the next one from ``requests_`` (encoding it, when that is a
-    generator), so encoding and the collector's work overlap; requests still go
-    out, and are answered, in order. A request that fails until its deadline, or
-    is refused, ends the delivery: it and every request after it are returned as
-    unsent (the collector is down or refusing, so trying the rest would only wait
-    longer). A request the collector accepts only in part is returned as unsent
-    too, and the delivery goes on.
-
-    Args:
-        requests_: The encoded requests; an iterator is consumed one request at a time, so a
-            large trace need not be encoded whole before the first request goes out.
-        config: Where and how to send them.
-        transport: The transport to use (left open, for the caller to reuse and close); by
-            default the one ``config.protocol`` names, opened and closed here.
-        sleep: Waits between retries (replaceable in tests).
-        clock: A monotonic clock for deadlines (replaceable in tests).
-
-    Returns:
-        What was accepted and what was not.
-    """
-    sender = transport or open_transport(config)
-    tally = _Tally(config.display_endpoint)
-    pending = iter(requests_)
-    try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="otlp-export") as worker:
-            in_flight: tuple[EncodedRequest, Future[Answer]] | None = None
-            for request in pending:
-                tally.total += request.spans
-                if in_flight is not None and not tally.settle(*in_flight):
-                    in_flight = None
-                    tally.keep([request, *pending])  # kept for a re-send, not tried against a dead end
-                    break
-                in_flight = request, worker.submit(_send_with_retry, sender, request, config, sleep, clock)
-            if in_flight is not None:
-                tally.settle(*in_flight)
-    finally:
-        if transport is None:
-            sender.close()
-    return tally.delivery()
-
-
-class _Tally:
-    """What the collector has answered so far, request by request."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.total = self.accepted = self.complete = self.answered = 0
-        self.unsent: list[EncodedRequest] = []
-        self.problems: list[str] = []
-
-    def settle(self, request: EncodedRequest, answer: Future[Answer]) -> bool:
-        """Wait for a request's answer and count it; False when it failed for good."""
-        self.answered += 1
-        try:
-            response = answer.result()
-        except (RetryableError, PermanentError) as exc:
-            self.problems.append(f"{self.endpoint}: {exc}")
-            self.unsent.append(request)
-            return False
-        count = request.spans
-        rejected = min(response.rejected_spans, count)
-        self.accepted += count - rejected
-        if rejected:
-            self.problems.append(
-                f"{self.endpoint}: the collector rejected {rejected} of {count} spans in request "
-                f"{self.answered}: {response.message or 'no reason given'}"
-            )
-            self.unsent.append(request)
-        elif response.message:
-            logger.warning("%s: the collector says: %s", self.endpoint, response.message)
-            self.complete += 1
-        else:
-            self.complete += 1
-        return True
-
-    def keep(self, requests: list[EncodedRequest]) -> None:
-        """Keep requests that were not tried (the first is already counted in ``total``)."""
-        self.unsent.extend(requests)
-        self.total += sum(r.spans for r in requests[1:])
-
-    def delivery(self) -> Delivery:
-        """The outcome."""
-        return Delivery(
-            endpoint=self.endpoint,
-            total=self.total,
-            accepted=self.accepted,
-            requests=self.complete,
-            unsent=tuple(self.unsent),
-            problems=tuple(self.problems),
-        )
-
-
-def _send_with_retry(
-    sender: Transport,
-    request: EncodedRequest,
-    config: ExportConfig,
-    sleep: Callable[[float], None],
-    clock: Callable[[], float],
-) -> Answer:
-    deadline = clock() + config.timeout
-    backoff = INITIAL_BACKOFF_SECONDS
-    attempt = 1
-    while True:
-        try:
-            return sender.send(request, timeout=max(deadline - clock(), 0.001))
-        except RetryableError as exc:
-            wait = min(exc.retry_after if exc.retry_after is not None else backoff, MAX_BACKOFF_SECONDS)
-            if clock() + wait >= deadline:
-                raise RetryableError(
-                    f"{exc} (gave up after {attempt} attempts in {config.timeout:g} s; see --timeout)"
-                ) from None
-            logger.warning("%s: %s; retrying in %.1f s", config.display_endpoint, exc, wait)
-            sleep(wait)
-            backoff = min(backoff * BACKOFF_MULTIPLIER, MAX_BACKOFF_SECONDS)
-            attempt += 1
-
-
-def open_transport(config: ExportConfig) -> Transport:
-    """Open the transport ``config.protocol`` names.
-
-    Args:
-        config: The destination.
-
-    Returns:
-        A gRPC or HTTP transport.
-    """
-    if config.protocol is Protocol.GRPC:
-        return GrpcTransport(config)
-    return HttpTransport(config)
-
-
 class GrpcTransport:
     """OTLP/gRPC: the TraceService Export call on one channel."""
+
+    encoding = Encoding.PROTOBUF
 
     def __init__(self, config: ExportConfig) -> None:
         """Open a channel to ``config.endpoint`` (TLS unless http:// or insecure)."""
@@ -288,7 +130,10 @@ class GrpcTransport:
         """Call Export and translate a failure into a retryable or permanent error."""
         try:
             response: bytes = self._export(
-                request.protobuf(), timeout=timeout, metadata=self._metadata, compression=self._compression
+                _payload(request, self.encoding),
+                timeout=timeout,
+                metadata=self._metadata,
+                compression=self._compression,
             )
         except self._rpc_error as exc:
             code, details = exc.code(), exc.details() or ""
@@ -361,8 +206,10 @@ def _tls_hint(reason: str, config: ExportConfig) -> str:
     return f"{reason} (TLS failed)"
 
 
-class HttpTransport:
-    """OTLP/HTTP: POST to the traces URL, protobuf or JSON."""
+class HttpTransport(ABC):
+    """OTLP/HTTP: POST to the traces URL, in the encoding of the subclass (protobuf or JSON)."""
+
+    encoding: Encoding
 
     def __init__(self, config: ExportConfig) -> None:
         """Prepare a session for ``config.endpoint``."""
@@ -372,9 +219,8 @@ class HttpTransport:
         _read_tls_files(config)  # a missing or unreadable file is a ConfigError now, not at the first POST
         self._config = config
         self._session = requests.Session()
-        self._json = config.protocol is Protocol.HTTP_JSON
         self._session.headers.update(dict(config.headers))
-        self._session.headers["Content-Type"] = "application/json" if self._json else "application/x-protobuf"
+        self._session.headers["Content-Type"] = self.encoding.media_type
         if config.compression == "gzip":
             self._session.headers["Content-Encoding"] = "gzip"
         # Passed to each post(): requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override Session.verify.
@@ -384,7 +230,7 @@ class HttpTransport:
 
     def send(self, request: EncodedRequest, timeout: float) -> Answer:
         """POST the request and translate the answer."""
-        body = request.otlp_json() if self._json else request.protobuf()
+        body = _payload(request, self.encoding)
         if self._config.compression == "gzip":
             body = gzip.compress(body)
         try:
@@ -403,13 +249,34 @@ class HttpTransport:
             raise RetryableError(f"HTTP {answer.status_code}", _retry_after(answer))
         if not 200 <= answer.status_code < 300:
             raise PermanentError(f"HTTP {answer.status_code}: {_error_text(answer)}")
-        return self._response(answer)
+        return self._response(answer) if answer.content else Answer()
+
+    @abstractmethod
+    def _response(self, answer: requests.Response) -> Answer:
+        """Decode a non-empty success body: it is in the request's encoding."""
+
+    def close(self) -> None:
+        """Close the session."""
+        self._session.close()
+
+
+class HttpProtobufTransport(HttpTransport):
+    """OTLP/HTTP with protobuf bodies (``http/protobuf``)."""
+
+    encoding = Encoding.PROTOBUF
 
     def _response(self, answer: requests.Response) -> Answer:
-        if not answer.content:
-            return Answer()
-        if not self._json:
-            return _answer(answer.content, self._config)
+        """An ``ExportTraceServiceResponse``, as gRPC's."""
+        return _answer(answer.content, self._config)
+
+
+class HttpJsonTransport(HttpTransport):
+    """OTLP/HTTP with OTLP/JSON bodies (``http/json``)."""
+
+    encoding = Encoding.JSON
+
+    def _response(self, answer: requests.Response) -> Answer:
+        """Its OTLP/JSON form; an undecodable one is logged and taken as success."""
         try:
             document: Any = json.loads(answer.text)
             partial = document.get("partialSuccess") or {}
@@ -420,9 +287,42 @@ class HttpTransport:
             )
             return Answer()
 
-    def close(self) -> None:
-        """Close the session."""
-        self._session.close()
+
+TRANSPORTS: Mapping[Protocol, type[GrpcTransport] | type[HttpTransport]] = {
+    Protocol.GRPC: GrpcTransport,
+    Protocol.HTTP_PROTOBUF: HttpProtobufTransport,
+    Protocol.HTTP_JSON: HttpJsonTransport,
+}
+"""Each protocol's transport: the one place a protocol picks how requests are encoded."""
+
+
+def open_transport(config: ExportConfig) -> Transport:
+    """Open the transport ``config.protocol`` names.
+
+    Args:
+        config: The destination.
+
+    Returns:
+        A gRPC or HTTP transport.
+    """
+    return TRANSPORTS[config.protocol](config)
+
+
+def encoding_for(protocol: Protocol) -> Encoding:
+    """The encoding a protocol's transport sends, so requests can be encoded in it from the start.
+
+    Args:
+        protocol: The OTLP protocol.
+
+    Returns:
+        Its transport's encoding.
+    """
+    return TRANSPORTS[protocol].encoding
+
+
+def _payload(request: EncodedRequest, encoding: Encoding) -> bytes:
+    """The request's bytes in ``encoding``: as encoded, unless it was encoded otherwise (read back)."""
+    return request.payload if request.encoding is encoding else convert(request, encoding).payload
 
 
 def _error_text(answer: requests.Response) -> str:

@@ -1,0 +1,186 @@
+"""Deliver encoded requests, synchronously, checking each answer: retries, backoff and the tally.
+
+Every request is sent on its own and its response read: a transport error or a
+retryable status is retried with exponential backoff until the request's
+deadline, a partial success is reported with the collector's own words, and
+nothing is queued where it could be dropped silently. How one attempt is made,
+and whether its failure is retryable, is the transport's (:mod:`.transport`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .config import ExportConfig
+from .requests import EncodedRequest
+from .transport import Answer, PermanentError, RetryableError, Transport, open_transport
+
+logger = logging.getLogger(__name__)
+
+INITIAL_BACKOFF_SECONDS = 0.5
+"""The wait before the first retry."""
+BACKOFF_MULTIPLIER = 2.0
+"""How much longer each further wait is."""
+MAX_BACKOFF_SECONDS = 8.0
+"""The longest single wait between two attempts."""
+MIN_ATTEMPT_SECONDS = 0.001
+"""The least time an attempt is given, even when the deadline has (just) passed."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What reached the receiver, and what did not.
+
+    Attributes:
+        endpoint: Where the requests went (without credentials).
+        total: How many spans there were to send.
+        accepted: How many spans the receiver accepted.
+        requests: How many requests were accepted in full.
+        unsent: The requests not accepted in full (failed, skipped after a failure,
+            or partly rejected), to be saved and re-sent.
+        problems: Why, one line per problem, in the receiver's words where it gave any.
+    """
+
+    endpoint: str
+    total: int
+    accepted: int
+    requests: int
+    unsent: tuple[EncodedRequest, ...] = ()
+    problems: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Whether every span was accepted."""
+        return not self.unsent
+
+
+def deliver(
+    requests_: Iterable[EncodedRequest],
+    config: ExportConfig,
+    *,
+    transport: Transport | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Delivery:
+    """Send every request and check every answer; never drop a span silently.
+
+    One request is on the wire at a time, sent from a worker thread while this
+    thread takes the next one from ``requests_`` (encoding it, when that is a
+    generator), so encoding and the collector's work overlap; requests still go
+    out, and are answered, in order. A request that fails until its deadline, or
+    is refused, ends the delivery: it and every request after it are returned as
+    unsent (the collector is down or refusing, so trying the rest would only wait
+    longer). A request the collector accepts only in part is returned as unsent
+    too, and the delivery goes on.
+
+    Args:
+        requests_: The encoded requests; an iterator is consumed one request at a time, so a
+            large trace need not be encoded whole before the first request goes out.
+        config: Where and how to send them.
+        transport: The transport to use (left open, for the caller to reuse and close); by
+            default the one ``config.protocol`` names, opened and closed here.
+        sleep: Waits between retries (replaceable in tests).
+        clock: A monotonic clock for deadlines (replaceable in tests).
+
+    Returns:
+        What was accepted and what was not.
+    """
+    sender = transport or open_transport(config)
+    tally = _Tally(config.display_endpoint)
+    pending = iter(requests_)
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="otlp-export") as worker:
+            in_flight: tuple[EncodedRequest, Future[Answer]] | None = None
+            for request in pending:
+                tally.total += request.spans
+                if in_flight is not None and not tally.settle(*in_flight):
+                    in_flight = None
+                    tally.keep([request, *pending])  # kept for a re-send, not tried against a dead end
+                    break
+                in_flight = request, worker.submit(_send_with_retry, sender, request, config, sleep, clock)
+            if in_flight is not None:
+                tally.settle(*in_flight)
+    finally:
+        if transport is None:
+            sender.close()
+    return tally.delivery()
+
+
+class _Tally:
+    """What the collector has answered so far, request by request."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.total = self.accepted = self.complete = self.answered = 0
+        self.unsent: list[EncodedRequest] = []
+        self.problems: list[str] = []
+
+    def settle(self, request: EncodedRequest, answer: Future[Answer]) -> bool:
+        """Wait for a request's answer and count it; False when it failed for good."""
+        self.answered += 1
+        try:
+            response = answer.result()
+        except (RetryableError, PermanentError) as exc:
+            self.problems.append(f"{self.endpoint}: {exc}")
+            self.unsent.append(request)
+            return False
+        count = request.spans
+        rejected = min(response.rejected_spans, count)
+        self.accepted += count - rejected
+        if rejected:
+            self.problems.append(
+                f"{self.endpoint}: the collector rejected {rejected} of {count} spans in request "
+                f"{self.answered}: {response.message or 'no reason given'}"
+            )
+            self.unsent.append(request)
+        elif response.message:
+            logger.warning("%s: the collector says: %s", self.endpoint, response.message)
+            self.complete += 1
+        else:
+            self.complete += 1
+        return True
+
+    def keep(self, requests: list[EncodedRequest]) -> None:
+        """Keep requests that were not tried (the first is already counted in ``total``)."""
+        self.unsent.extend(requests)
+        self.total += sum(r.spans for r in requests[1:])
+
+    def delivery(self) -> Delivery:
+        """The outcome."""
+        return Delivery(
+            endpoint=self.endpoint,
+            total=self.total,
+            accepted=self.accepted,
+            requests=self.complete,
+            unsent=tuple(self.unsent),
+            problems=tuple(self.problems),
+        )
+
+
+def _send_with_retry(
+    sender: Transport,
+    request: EncodedRequest,
+    config: ExportConfig,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> Answer:
+    deadline = clock() + config.timeout
+    backoff = INITIAL_BACKOFF_SECONDS
+    attempt = 1
+    while True:
+        try:
+            return sender.send(request, timeout=max(deadline - clock(), MIN_ATTEMPT_SECONDS))
+        except RetryableError as exc:
+            wait = min(exc.retry_after if exc.retry_after is not None else backoff, MAX_BACKOFF_SECONDS)
+            if clock() + wait >= deadline:
+                raise RetryableError(
+                    f"{exc} (gave up after {attempt} attempts in {config.timeout:g} s; see --timeout)"
+                ) from None
+            logger.warning("%s: %s; retrying in %.1f s", config.display_endpoint, exc, wait)
+            sleep(wait)
+            backoff = min(backoff * BACKOFF_MULTIPLIER, MAX_BACKOFF_SECONDS)
+            attempt += 1

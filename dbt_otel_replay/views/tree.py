@@ -1,0 +1,47 @@
+"""The --dry-run view: the planned spans as a tree, children under their parents. Pure."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ..plan import Plan, PlannedSpan
+from ..statuses import StatusCode
+from .node import Node
+
+
+def render_tree(plan: Plan) -> str:
+    """Draw the planned spans as a tree, children under their parents.
+
+    Args:
+        plan: The plan.
+
+    Returns:
+        One line per span, with its duration, dbt status and links.
+    """
+    children: dict[str | None, list[PlannedSpan]] = defaultdict(list)
+    for span in plan.spans[1:]:
+        children[span.parent_span_id].append(span)
+    root = plan.invocation
+    lines = [f"{_label(root)}  trace {plan.trace_id}"]
+
+    def walk(span_id: str, prefix: str) -> None:
+        kids = sorted(children.get(span_id, []), key=lambda s: (s.start_time_unix_nano, s.name))
+        for index, child in enumerate(kids):
+            last = index == len(kids) - 1
+            lines.append(f"{prefix}{'└─ ' if last else '├─ '}{_label(child)}")
+            walk(child.span_id, prefix + ("   " if last else "│  "))
+
+    walk(root.span_id, "")
+    return "\n".join(lines) + "\n"
+
+
+def _label(span: PlannedSpan) -> str:
+    parts = [span.name, f"{span.duration_seconds:.3f}s"]
+    status = Node(span).status  # only node spans carry a dbt status
+    if status is not None:
+        parts.append(status)
+    elif span.status is StatusCode.ERROR:
+        parts.append(f"ERROR ({span.status_message})")
+    if span.links:
+        parts.append(f"+{len(span.links)} link{'s' if len(span.links) > 1 else ''}")
+    return "  ".join(parts)

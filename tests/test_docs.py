@@ -1,0 +1,66 @@
+"""The docs say what the code does: generated tables are current, and they match what is emitted."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from dbt_otel_replay.artifacts import load_artifacts
+from dbt_otel_replay.plan import PlanOptions, SpanRole, plan_trace
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "fixtures" / "artifacts"
+CONTRACT = REPO / "docs" / "trace-contract.md"
+_ROW = re.compile(r"^\| ([a-z, ]+) \| `([^`]+)` \|", re.MULTILINE)
+
+
+def test_generated_doc_blocks_are_current() -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gen_docs.py"), "--check"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, f"{done.stderr.strip()}: run python scripts/gen_docs.py"
+
+
+def documented() -> set[tuple[str, str]]:
+    """(span kind, key) for every row of the attribute table in docs/trace-contract.md."""
+    table = CONTRACT.read_text().split("## Attributes", 1)[1].split("\n## ", 1)[0]
+    return {(kind.strip(), key) for kinds, key in _ROW.findall(table) for kind in kinds.split(",")}
+
+
+def _every_field(run_results: Path) -> None:
+    """Give a fixture run the fields a plain dbt build leaves empty: vars, a target, a microbatch
+    model, a warehouse's query and job ids, so that every documented attribute has a source."""
+    document: dict[str, Any] = json.loads(run_results.read_text())
+    document["args"].update({"vars": {"day": "2024-05-01"}, "target": "prod"})
+    first = document["results"][0]
+    first["batch_results"] = {"successful": [["2024-01-01", "2024-01-02"]], "failed": [["a", "b"]]}
+    first["adapter_response"].update({"query_id": "q1", "job_id": "j1", "bytes_processed": 10})
+    run_results.write_text(json.dumps(document))
+
+
+def emitted(tmp_path: Path) -> set[tuple[str, str]]:
+    """(span kind, key) of every attribute the planner emits on the fixture runs, SQL included."""
+    keys: set[tuple[str, str]] = set()
+    for run_results in sorted(FIXTURES.rglob("run_results.json")):
+        target = tmp_path / run_results.parent.relative_to(FIXTURES)
+        shutil.copytree(run_results.parent, target)
+        _every_field(target / "run_results.json")
+        plan = plan_trace(load_artifacts(target, include_sql=True), PlanOptions(include_sql=True))
+        for span in plan.spans:
+            keys |= {(span.role.value, key) for key in span.attributes}
+            keys |= {("event", key) for event in span.events for key in event.attributes}
+            keys |= {("link", key) for link in span.links for key in link.attributes}
+        assert plan.spans[0].role is SpanRole.INVOCATION
+    return keys
+
+
+def test_the_attribute_table_lists_exactly_what_the_planner_emits(tmp_path: Path) -> None:
+    table = documented()
+    spans = {row for row in table if row[0] != "resource"}
+    assert spans == emitted(tmp_path)
+    assert {key for kind, key in table if kind == "resource"} == {"service.name"}

@@ -1,0 +1,223 @@
+"""Every message the troubleshooting docs quote is one the tool really prints, with that exit code.
+
+The tables of docs/troubleshooting.md and README.md are parsed; each quoted
+message must have a scenario below that makes the real command print it (``...``
+and capital letters in the quote stand for the parts that vary). A message the
+tool no longer prints, or a row without a scenario, fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+from click.testing import CliRunner
+
+from dbt_otel_replay.cli import main
+from tests.support.receiver import OtlpReceiver, ServerTls
+from tests.support.tls import OPENSSL, make_tls_files
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD = REPO / "fixtures" / "artifacts" / "build"
+DOCS = (REPO / "docs" / "troubleshooting.md", REPO / "README.md")
+_ROW = re.compile(r"^\| (``.+?``|`[^`]+`) \| (\d) \|", re.MULTILINE)
+_VARYING = re.compile(r"\\\.\\\.\\\.|\b(?:[NMKLCS]|FILE|PATH)\b")
+
+Outcome = tuple[int, str]
+"""The exit code and stderr of one run."""
+
+
+def documented() -> dict[str, int]:
+    """Every quoted message of the troubleshooting tables, with its exit code."""
+    rows: dict[str, int] = {}
+    for path in DOCS:
+        text = path.read_text()
+        section = text.split("## Troubleshooting", 1)[1] if path.name == "README.md" else text
+        for quoted, code in _ROW.findall(section.split("\n## How it compares", 1)[0]):
+            message = quoted.strip("`").strip() if quoted.startswith("``") else quoted[1:-1]
+            rows[message] = int(code)
+    return rows
+
+
+def pattern(message: str) -> re.Pattern[str]:
+    """The quoted message as a regular expression: ``...`` and placeholders match what varies."""
+    escaped = re.escape(message)
+
+    def vary(match: re.Match[str]) -> str:
+        return r".+?" if match.group(0) == r"\.\.\." else r"\S+?"
+
+    return re.compile(_VARYING.sub(vary, escaped))
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> Outcome:
+    base = {"TRACEPARENT": "", "TRACESTATE": "", "OTEL_EXPORTER_OTLP_PROTOCOL": "", "OTEL_SERVICE_NAME": ""}
+    result = CliRunner().invoke(main, list(args), env={**base, **(env or {})})
+    return result.exit_code, result.stderr
+
+
+def target(tmp: Path, run_results: bytes | None = None) -> Path:
+    directory = tmp / "target"
+    directory.mkdir(exist_ok=True)
+    shutil.copy(BUILD / "manifest.json", directory / "manifest.json")
+    (directory / "run_results.json").write_bytes(
+        (BUILD / "run_results.json").read_bytes() if run_results is None else run_results
+    )
+    return directory
+
+
+def edited(tmp: Path, change: Callable[[dict[str, object]], None]) -> Path:
+    document = json.loads((BUILD / "run_results.json").read_text())
+    change(document)
+    return target(tmp, json.dumps(document).encode())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _reversed_timing(document: dict[str, object]) -> None:
+    result = document["results"][0]  # type: ignore[index]
+    phase = result["timing"][-1]
+    phase["started_at"], phase["completed_at"] = phase["completed_at"], phase["started_at"]
+
+
+def _to(tmp: Path) -> list[str]:
+    return ["-o", str(tmp / "trace.json")]
+
+
+def send(tmp: Path, receiver: OtlpReceiver, protocol: str, *extra: str) -> Outcome:
+    endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
+    return cli(str(target(tmp)), "--endpoint", endpoint, "--protocol", protocol, "--timeout", "2", *extra)
+
+
+SCENARIOS: dict[str, Callable[[Path, OtlpReceiver], Outcome]] = {
+    "run_results.json: not found (is this the target/ directory of a dbt run?)": lambda tmp, _: cli(
+        str(tmp), *_to(tmp)
+    ),
+    "run_results.json: is empty": lambda tmp, _: cli(str(target(tmp, b"")), *_to(tmp)),
+    "run_results.json: is not valid JSON at line L, column C (it ends early: was dbt interrupted while "
+    "writing it?)": lambda tmp, _: cli(
+        str(target(tmp, (BUILD / "run_results.json").read_bytes()[:5000])), *_to(tmp)
+    ),
+    "run_results.json: is not a dbt artifact (a JSON object must start with '{')": lambda tmp, _: cli(
+        str(target(tmp, b"[1, 2]")), *_to(tmp)
+    ),
+    "run_results.json: is not JSON text (not UTF-8)": lambda tmp, _: cli(
+        str(target(tmp, b'{"metadata": "\xff\xfe"}')), *_to(tmp)
+    ),
+    "run_results.json: is a Git LFS pointer, not the artifact; run ... first": lambda tmp, _: cli(
+        str(target(tmp, b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 12\n")), *_to(tmp)
+    ),
+    "run_results.json: is a dbt catalog artifact, not run-results": lambda tmp, _: cli(
+        str(
+            target(
+                tmp, b'{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/catalog/v1.json"}}'
+            )
+        ),
+        *_to(tmp),
+    ),
+    "run_results.json: is not a dbt run-results artifact (no metadata.dbt_schema_version)": lambda tmp, _: (
+        cli(str(target(tmp, b'{"name": "package.json"}')), *_to(tmp))
+    ),
+    "run_results.json: has no results: the dbt command selected no nodes": lambda tmp, _: cli(
+        str(edited(tmp, lambda d: d.update(results=[]))), *_to(tmp)
+    ),
+    "run_results.json: results[N] ('...'): 'execute' timing ends before it starts": lambda tmp, _: cli(
+        str(edited(tmp, _reversed_timing)), *_to(tmp)
+    ),
+    "manifest.json: not found (is this the target/ directory of a dbt run?)": lambda tmp, _: cli(
+        str(target(tmp)), "--manifest", str(tmp / "elsewhere" / "manifest.json"), *_to(tmp)
+    ),
+    "--traceparent: '...' is not a W3C traceparent (expected 00-<32 hex trace id>-<16 hex span id>-<2 hex "
+    "flags>, lowercase)": lambda tmp, _: cli(str(target(tmp)), "--traceparent", "00-abc", *_to(tmp)),
+    "$TRACEPARENT: '...' has an all-zero trace id or span id": lambda tmp, _: cli(
+        str(target(tmp)), *_to(tmp), env={"TRACEPARENT": f"00-{'0' * 32}-{'1' * 16}-01"}
+    ),
+    "FILE: no TRACEPARENT=... line in the traceparent file": lambda tmp, _: cli(
+        str(target(tmp)), "--traceparent-from", str(_file(tmp / "carrier.env", "# nothing\n")), *_to(tmp)
+    ),
+    "unknown OTLP protocol '...' (choose one of grpc, http/protobuf, http/json)": lambda tmp, _: cli(
+        str(target(tmp)), env={"OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon"}
+    ),
+    "OTEL_EXPORTER_OTLP_TIMEOUT: '...' is not a number of milliseconds": lambda tmp, _: cli(
+        str(target(tmp)), env={"OTEL_EXPORTER_OTLP_TIMEOUT": "ten"}
+    ),
+    "OTEL_EXPORTER_OTLP_HEADERS: '...' is not a key=value header": lambda tmp, _: cli(
+        str(target(tmp)), env={"OTEL_EXPORTER_OTLP_HEADERS": "api-key"}
+    ),
+    "OTEL_EXPORTER_OTLP_CERTIFICATE: cannot read PATH: No such file or directory": lambda tmp, _: cli(
+        str(target(tmp)),
+        "--endpoint",
+        "https://127.0.0.1:1",
+        env={"OTEL_EXPORTER_OTLP_CERTIFICATE": str(tmp / "missing-ca.pem")},
+    ),
+    "cannot reach the collector: ... (gave up after N attempts in S s; see --timeout); M spans saved to "
+    "FILE: re-send them with `dbt-otel-replay resend FILE`": lambda tmp, _: cli(
+        str(target(tmp)), "--endpoint", f"http://127.0.0.1:{free_port()}", "--timeout", "1"
+    ),
+    "TLS handshake failed: ... (TLS failed: set OTEL_EXPORTER_OTLP_CERTIFICATE to the collector's CA "
+    "bundle)": lambda tmp, _: _untrusted_tls(tmp),
+    "HTTP 401: ...": lambda tmp, receiver: _failing(tmp, receiver, "http/protobuf"),
+    "gRPC UNAUTHENTICATED: ...": lambda tmp, receiver: _failing(tmp, receiver, "grpc"),
+    "the collector rejected N of M spans in request K: ...": lambda tmp, receiver: _partial(tmp, receiver),
+    "... and N spans are LOST: cannot write FILE: ...": lambda tmp, _: cli(
+        str(target(tmp)),
+        "--endpoint",
+        f"http://127.0.0.1:{free_port()}",
+        "--timeout",
+        "0.5",
+        "--spill",
+        str(_file(tmp / "a-file", "") / "spill.json"),
+    ),
+}
+
+
+def _file(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _failing(tmp: Path, receiver: OtlpReceiver, protocol: str) -> Outcome:
+    receiver.fail_next(10, grpc_code=grpc.StatusCode.UNAUTHENTICATED, http_status=401, message="no token")
+    return send(tmp, receiver, protocol)
+
+
+def _partial(tmp: Path, receiver: OtlpReceiver) -> Outcome:
+    receiver.partial_success(rejected=2, message="span too old")
+    return send(tmp, receiver, "http/protobuf")
+
+
+def _untrusted_tls(tmp: Path) -> Outcome:
+    if OPENSSL is None:
+        pytest.skip("needs the openssl command line")
+    files = make_tls_files(tmp / "tls")
+    with OtlpReceiver(tls=ServerTls(files.server_cert, files.server_key)) as receiver:
+        return send(tmp, receiver, "http/protobuf")
+
+
+def test_every_documented_message_has_a_scenario() -> None:
+    assert set(documented()) == set(SCENARIOS)
+
+
+@pytest.mark.parametrize("message", sorted(SCENARIOS))
+def test_the_tool_prints_the_documented_message(
+    message: str, tmp_path: Path, otlp_receiver: OtlpReceiver
+) -> None:
+    code, stderr = SCENARIOS[message](tmp_path, otlp_receiver)
+    errors = [line for line in stderr.splitlines() if line.startswith("dbt-otel-replay: error: ")]
+    assert len(errors) == 1, stderr
+    assert pattern(message).search(errors[0]), f"{errors[0]!r} does not say {message!r}"
+    assert code == documented()[message]
+
+
+def test_placeholders_do_not_match_everything() -> None:
+    assert not pattern("HTTP 401: ...").search("HTTP 403: forbidden")
+    assert pattern("results[N] ('...'): x").search("results[3] ('model.a'): x")
