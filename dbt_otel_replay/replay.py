@@ -8,7 +8,7 @@ Airflow task or any Python program.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
@@ -18,9 +18,9 @@ from .errors import ConfigError, ExportError
 from .export.config import ExportConfig, resolve_export_config
 from .export.convert import convert
 from .export.deliver import Delivery, deliver
+from .export.encoders import ENCODERS
 from .export.file import STDOUT, append_otlp_json, read_otlp_json, write_lines, write_otlp_json
-from .export.otlp_json import iter_json_requests, iter_otlp_json_lines
-from .export.protobuf import iter_requests
+from .export.otlp_json import iter_otlp_json_lines
 from .export.requests import EncodedRequest, Encoding
 from .export.transport import encoding_for
 from .plan import AttributeValue, Plan, PlanOptions, plan_trace
@@ -30,13 +30,6 @@ DEFAULT_SERVICE_NAME = "dbt"
 SERVICE_NAME_KEY = "service.name"
 SPILL_FILENAME = "otel-replay-unsent.json"
 """The spill file's name in the target directory."""
-
-ENCODERS: Mapping[Encoding, Callable[[Plan, Mapping[str, AttributeValue]], Iterator[EncodedRequest]]] = {
-    Encoding.PROTOBUF: iter_requests,
-    Encoding.JSON: iter_json_requests,
-}
-"""Each encoding's encoder (a plan's requests, one at a time); which encoding, the transport says
-(:func:`~dbt_otel_replay.export.transport.encoding_for`)."""
 
 
 @dataclass(frozen=True)

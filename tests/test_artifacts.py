@@ -10,8 +10,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from dbt_otel_replay.artifacts import _describe, _malformed, load_artifacts, load_run_results
+from dbt_otel_replay.artifacts import _describe, load_artifacts, load_run_results
 from dbt_otel_replay.errors import ArtifactError
+from dbt_otel_replay.jsonfaults import diagnose
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts"
 
@@ -202,15 +203,13 @@ def _write(directory: Path, content: bytes) -> Path:
 def test_what_is_wrong_comes_from_the_bytes_not_from_msgspecs_exception(content: bytes, problem: str) -> None:
     """msgspec 0.18 and 0.23 raise different exceptions, with different words, for the same bytes."""
     for exc in (msgspec.DecodeError("Input data was truncated"), UnicodeDecodeError("utf-8", b"", 0, 1, "?")):
-        assert problem in _malformed(exc, content)
+        assert problem in diagnose(exc, content)
 
 
 def test_what_only_msgspec_refuses_is_shown_with_its_message() -> None:
     """Python's json reads it, msgspec does not (no such case is known): its message, one line."""
-    assert (
-        _malformed(msgspec.DecodeError("some\nnew rule"), b'{"a": 1}') == "is not valid JSON (some new rule)"
-    )
-    assert _malformed(RecursionError(), b'{"a": [[1]]}') == "is not a dbt artifact (JSON nested too deeply)"
+    assert diagnose(msgspec.DecodeError("some\nnew rule"), b'{"a": 1}') == "is not valid JSON (some new rule)"
+    assert diagnose(RecursionError(), b'{"a": [[1]]}') == "is not a dbt artifact (JSON nested too deeply)"
 
 
 @pytest.mark.parametrize(
