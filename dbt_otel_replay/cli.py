@@ -38,6 +38,7 @@ from .views import (
     Outcome,
     backfill_summary,
     render_backfill_totals,
+    render_resend_line,
     render_run_line,
     render_summary,
     render_tree,
@@ -645,9 +646,7 @@ def resend_command(file: Path, sending: Sending, quiet: bool) -> int:
     """A spill file: :func:`~.replay.resend`, one line saying what was accepted; returns the exit code."""
     resent = resend(file, sending.config())
     if not quiet:
-        delivery = resent.delivery
-        line = f"resent {delivery.accepted} of {delivery.total} spans from {file} to {delivery.endpoint}"
-        click.echo(line + ("; file removed" if delivery.complete else ""), err=True)
+        click.echo(render_resend_line(resent), err=True)
     if resent.failure is not None:
         raise resent.failure
     return EXIT_OK

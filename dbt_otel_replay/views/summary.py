@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..backfill import BackfillReport, RunOutcome, RunReport
 from ..plan import Plan
+from ..replay import ResendResult
 from .analysis import RunAnalysis, analyse
 from .node import Invocation, Node, nodes, slowest, status_counts
 
@@ -223,3 +224,17 @@ def render_backfill_totals(report: BackfillReport) -> str:
     """
     counts = ", ".join(f"{report.count(o)} {o.value}" for o in RunOutcome if report.count(o))
     return f"{len(report.runs)} runs: {counts or 'none found'}; {report.spans:,} spans\n"
+
+
+def render_resend_line(resent: ResendResult) -> str:
+    """The one line a re-send prints: how many spans went where, and whether the file is gone.
+
+    Args:
+        resent: What re-sending a spill file did.
+
+    Returns:
+        A line without its newline.
+    """
+    delivery = resent.delivery
+    line = f"resent {delivery.accepted} of {delivery.total} spans from {resent.path} to {delivery.endpoint}"
+    return line + ("; file removed" if delivery.complete else "")
