@@ -367,7 +367,7 @@ def test_spanmetrics_dimensions_and_buckets(collector: dict[str, Any]) -> None:
     assert set(dimensions) >= SPANMETRICS_DIMENSIONS
     assert len(dimensions) == len(set(dimensions))
     histogram = spanmetrics["histogram"]
-    assert histogram["unit"] == "s"  # metric name ..._duration_seconds_bucket, as the README's query
+    assert histogram["unit"] == "s"  # metric name ..._duration_seconds_bucket, as docs/jaeger.md's query
     buckets = [go_duration_seconds(b) for b in histogram["explicit"]["buckets"]]
     assert buckets == sorted(set(buckets)), "buckets must be distinct and ascending"
     assert buckets[0] <= 0.1 and buckets[-1] >= 3600, "model durations: 100 ms .. 1 h"

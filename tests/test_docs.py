@@ -64,3 +64,23 @@ def test_the_attribute_table_lists_exactly_what_the_planner_emits(tmp_path: Path
     spans = {row for row in table if row[0] != "resource"}
     assert spans == emitted(tmp_path)
     assert {key for kind, key in table if kind == "resource"} == {"service.name"}
+
+
+README_LIMIT_BYTES = 12 * 1024
+_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def test_the_readme_stays_short() -> None:
+    assert len((REPO / "README.md").read_bytes()) <= README_LIMIT_BYTES, "move reference material to docs/"
+
+
+def test_relative_links_in_the_docs_lead_to_files() -> None:
+    pages = [REPO / "README.md", REPO / "CONTRIBUTING.md", *sorted((REPO / "docs").glob("*.md"))]
+    broken = [
+        f"{page.relative_to(REPO)}: {target}"
+        for page in pages
+        for target in _LINK.findall(page.read_text())
+        if "://" not in target and not (page.parent / target).exists()
+    ]
+    assert not broken
+    assert len(pages) > 5
