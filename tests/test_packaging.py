@@ -171,3 +171,26 @@ def test_the_lock_satisfies_pyproject() -> None:
         assert requirement.specifier.contains(locked[name], prereleases=True), (
             f"requirements/constraints.txt pins {name}=={locked[name]}, outside {requirement}"
         )
+
+
+HEAVY_MODULES = ("grpc", "requests", "google.protobuf", "opentelemetry")
+"""Imported only to send or to convert: a replay written to a file must not pay for them."""
+
+
+def test_a_replay_to_a_file_imports_no_transport_and_no_protobuf(tmp_path: Path) -> None:
+    import subprocess
+
+    args = [str(ROOT / "fixtures/artifacts/build"), "-q", "-o", str(tmp_path / "t.json")]
+    args += ["--traceparent-to", str(tmp_path / "tp")]
+    code = (
+        "import sys; from dbt_otel_replay.cli import main\n"
+        f"try: main({args!r})\n"
+        "except SystemExit as end: assert end.code == 0, end.code\n"
+        "print(sorted(m for m in sys.modules if m.startswith(HEAVY)))"
+    )
+    heavy = tuple(f"{name}{end}" for name in HEAVY_MODULES for end in (".", ""))
+    done = subprocess.run(
+        [sys.executable, "-c", f"HEAVY = {heavy!r}\n{code}"], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout
+    assert (tmp_path / "t.json").stat().st_size > 0
