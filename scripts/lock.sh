@@ -6,7 +6,8 @@
 #   requirements/lowest.txt               each runtime dependency at pyproject.toml's lower bound
 #   requirements/lowest-py310.txt         Python 3.10: pip, the package at lowest.txt, pytest, hypothesis
 #                                         and pyyaml (the 3.10 run of scripts/test.sh)
-# Usage: bash scripts/lock.sh, then bash scripts/test.sh, then commit requirements/.
+#   pyproject.toml [build-system]         setuptools capped at its newest release
+# Usage: bash scripts/lock.sh, then bash scripts/test.sh, then commit requirements/ and pyproject.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -75,6 +76,22 @@ new_venv "$PYTHON" "$work/dev"
 pip_in "$work/dev" -e '.[dev]'
 write_lock "$work/dev" requirements/constraints.txt \
   "What scripts/test.sh installs into .venv: pip install -c requirements/constraints.txt -e '.[dev]'"
+
+# pip's build isolation ignores -c, so the build backend is capped in pyproject.toml instead: at
+# the newest setuptools now, which every later `pip install -e .` then builds with.
+pip_in "$work/dev" --upgrade setuptools
+SETUPTOOLS="$("$work/dev/bin/python" -c 'import importlib.metadata as m; print(m.version("setuptools"))')"
+"$PYTHON" - "$SETUPTOOLS" <<'PY'
+import re, sys
+from pathlib import Path
+
+path = Path("pyproject.toml")
+text, count = re.subn(r'"setuptools>=68,<=[^"]+"', f'"setuptools>=68,<={sys.argv[1]}"', path.read_text())
+if count != 1:
+    raise SystemExit("lock.sh: no 'setuptools>=68,<=...' in pyproject.toml's [build-system] to update")
+path.write_text(text)
+PY
+echo "== pyproject.toml: the build backend capped at setuptools $SETUPTOOLS" >&2
 
 echo "== requirements/airflow-constraints.txt: apache-airflow==$AIRFLOW_VERSION" >&2
 new_venv "$PYTHON" "$work/airflow"

@@ -23,10 +23,14 @@ pip_into .venv -c requirements/constraints.txt -e '.[dev]'
 
 bash scripts/start-postgres.sh
 
-# The HTML report is checked in headless Chromium (Debian's package); its tests skip without it.
-if [[ ! -x /usr/bin/chromium && "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-  echo "== installing Debian's chromium for the HTML report tests" >&2
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+# Debian's packages some tests use, which skip without them: headless Chromium for the HTML report,
+# and the linter of the GitHub Action's shell scripts (Debian's shellcheck).
+missing=()
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+if [[ ${#missing[@]} -gt 0 && "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  echo "== installing Debian's ${missing[*]} for the tests" >&2
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # The Airflow recipe is parsed and run (dag.test) with a real Airflow, in a venv of its own
