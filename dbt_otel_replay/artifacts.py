@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
+import stat
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -367,7 +369,9 @@ def load_artifacts(
         ArtifactError: If run_results.json (or an explicitly named manifest) is
             missing, unreadable, not JSON, or not the dbt artifact it should be.
     """
-    run_results_path = target_dir if target_dir.is_file() else _existing(target_dir / RUN_RESULTS_FILENAME)
+    # any existing non-directory is the file itself (a FIFO too: it is refused, not taken for a directory)
+    is_file = target_dir.is_file() or (target_dir.exists() and not target_dir.is_dir())
+    run_results_path = target_dir if is_file else _existing(target_dir / RUN_RESULTS_FILENAME)
     warnings: list[str] = []
     explicit = manifest_path is not None
     if manifest_path is None:
@@ -376,7 +380,12 @@ def load_artifacts(
     manifest: Manifest | None = None
     if explicit or manifest_path.exists():
         # The manifest first: its bytes are the peak of memory, better not held beside the results.
-        manifest = load_manifest(manifest_path, warnings)
+        try:
+            manifest = load_manifest(manifest_path, warnings)
+        except ArtifactError:
+            # dbt < 0.17 wrote a manifest this refuses too; the run_results.json is what to blame
+            _refuse_old_run_results(run_results_path)
+            raise
     run_results = load_run_results(run_results_path, warnings, include_sql=include_sql)
     if manifest is not None:
         _check_same_invocation(run_results, manifest, manifest_path, warnings)
@@ -463,6 +472,45 @@ class _Header(_Struct, frozen=True):
     metadata: dict[str, Any] | None = None
 
 
+OLD_RUN_RESULTS = "written by dbt < 0.17 (no metadata), not supported"
+"""The problem of a run_results.json from before dbt 0.17, which wrote no ``metadata``."""
+
+
+class _OldShape(_Struct, frozen=True):
+    """Just whether the top-level keys are there: their values are kept as raw bytes, not decoded."""
+
+    metadata: msgspec.Raw = msgspec.Raw()
+    results: msgspec.Raw = msgspec.Raw()
+
+
+def _absent(value: msgspec.Raw) -> bool:
+    """Whether a key was missing or null (only a 4-byte value is copied to compare)."""
+    return len(value) == 0 or (len(value) == 4 and bytes(value) == b"null")
+
+
+def _is_old_run_results(path: Path, raw: bytes) -> bool:
+    """Whether the bytes are a run_results.json of dbt < 0.17: ``results`` but no ``metadata``."""
+    try:
+        shape = _parse(path, raw, _OldShape)
+    except (msgspec.ValidationError, ArtifactError):
+        return False
+    return not _absent(shape.results) and _absent(shape.metadata)
+
+
+def _refuse_old_run_results(path: Path) -> None:
+    """Raise the dbt < 0.17 error for this run_results.json if it is one; else do nothing.
+
+    Called only when the manifest was refused, so a readable, current run_results.json
+    costs nothing more; an unreadable one leaves the manifest's error to be reported.
+    """
+    try:
+        raw = _read(path)
+    except ArtifactError:
+        return
+    if _is_old_run_results(path, raw):
+        raise ArtifactError(path, OLD_RUN_RESULTS) from None
+
+
 _T = TypeVar("_T", bound=_Struct)
 
 
@@ -473,6 +521,8 @@ def _decode(path: Path, kind: type[_T], name: str, newest: int, warnings: list[s
     except msgspec.ValidationError as exc:
         if not is_utf8(raw):  # msgspec checks only the strings it reads, and it stopped at a type
             raise ArtifactError(path, "is not JSON text (not UTF-8)") from None
+        if name == "run-results" and _is_old_run_results(path, raw):
+            raise ArtifactError(path, OLD_RUN_RESULTS) from None
         _check_kind(path, _schema_version(path, raw), name, newest, None)
         raise ArtifactError(path, _describe(exc)) from None
     _check_kind(path, document.metadata.dbt_schema_version, name, newest, warnings)  # type: ignore[attr-defined]
@@ -514,6 +564,7 @@ def _check_head(path: Path) -> None:
 
 def _peek(path: Path) -> bytes:
     try:
+        _check_regular(path)
         if _is_gzip(path):
             with gzip.open(path, "rb") as compressed:
                 return compressed.read(_PEEK_BYTES)
@@ -525,6 +576,33 @@ def _peek(path: Path) -> bytes:
         raise ArtifactError(path, "is a directory, not a dbt artifact") from None
     except (OSError, EOFError, zlib.error) as exc:
         raise ArtifactError(path, f"cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+_NOT_REGULAR = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _check_regular(path: Path) -> None:
+    """Refuse, from its metadata alone, what is not a regular file (a symlink to one is fine).
+
+    Opening a FIFO for reading blocks until something writes to it, and a device can
+    stream forever: neither is an artifact, so neither is opened.
+
+    Raises:
+        ArtifactError: For a directory, a FIFO, a device or a socket.
+        OSError: When the path cannot be looked at (missing, no permission): the caller words it.
+    """
+    mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise ArtifactError(path, "is a directory, not a dbt artifact")
+    kind = next((f" ({name})" for test, name in _NOT_REGULAR if test(mode)), "")
+    raise ArtifactError(path, f"is not a regular file{kind}")
 
 
 def _is_gzip(path: Path) -> bool:

@@ -10,18 +10,20 @@ skipped; a collector that stops accepting ends the backfill, to be resumed later
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
+from typing import TextIO
 
-from .artifacts import GZIP_SUFFIX, RUN_RESULTS_FILENAME, read_run_header
+from ._files import refuse_inputs
+from .artifacts import GZIP_SUFFIX, MANIFEST_FILENAME, RUN_RESULTS_FILENAME, read_run_header
 from .errors import EXIT_BAD_INPUT, EXIT_EXPORT_FAILED, EXIT_OK, ArtifactError, ExportError
 from .export.config import resolve_export_config
 from .export.deliver import Delivery, deliver
-from .export.file import STDOUT, append_lines, write_lines
+from .export.file import open_trace
 from .export.otlp_json import iter_otlp_json_lines
 from .export.transport import open_transport
 from .ledger import Ledger
@@ -181,7 +183,8 @@ def backfill(
         Every run's outcome.
 
     Raises:
-        ConfigError: If the ledger or the OTLP settings cannot be used.
+        ConfigError: If the ledger or the OTLP settings cannot be used, or --output or --spill
+            names one of the runs' artifacts (before anything is written or sent).
     """
     report = BackfillReport()
 
@@ -191,6 +194,10 @@ def backfill(
             on_run(run_report)
 
     runs, unreadable = order_runs(list(find_runs(targets, roots)))
+    for output in (options.replay.output, options.replay.spill):
+        refuse_inputs(
+            output, _artifacts([run.run_results for run in runs] + [r.run_results for r in unreadable])
+        )
     if on_start is not None:
         on_start(len(runs) + len(unreadable))
     for bad in unreadable:
@@ -210,6 +217,14 @@ def backfill(
     return report
 
 
+def _artifacts(run_results: Iterable[Path]) -> Iterator[Path]:
+    """Every file a backfill may read: each run_results file and the manifests beside it."""
+    for path in run_results:
+        yield path
+        yield path.with_name(MANIFEST_FILENAME)
+        yield path.with_name(MANIFEST_FILENAME + GZIP_SUFFIX)
+
+
 def _sends(options: BackfillOptions) -> bool:
     return options.replay.output is None and not options.replay.dry_run
 
@@ -224,9 +239,14 @@ def _replay_all(
     config = options.replay.export or (resolve_export_config() if sends else None)
     run_options = replace(options.replay, manifest=None, plan=replace(options.replay.plan, upstream=None))
     output = options.replay.output
-    if output is not None and output != STDOUT:
-        output.unlink(missing_ok=True)
     with ExitStack() as stack:
+        # the trace file is opened once for every run: a FIFO's reader sees one stream, a regular
+        # file is replaced whole when the backfill ends, a device or a symlink's target is written into
+        sink = (
+            stack.enter_context(open_trace(output))
+            if output is not None and not options.replay.dry_run
+            else None
+        )
         # one connection for every run; a reader thread to read the next run while one is sent
         transport = stack.enter_context(closing(open_transport(config))) if config and sends else None
         # each run read ahead is encoded in the encoding its transport sends
@@ -249,8 +269,9 @@ def _replay_all(
             try:
                 prepared = current.result()
             except ArtifactError as exc:
-                # the message names the file at fault: run_results.json or its manifest
-                note(RunReport(run.run_results, RunOutcome.SKIPPED, message=str(exc)))
+                # the line already names run_results.json: name the file only when it is the manifest
+                problem = exc.problem if exc.path == run.run_results else str(exc)
+                note(RunReport(run.run_results, RunOutcome.SKIPPED, message=problem))
                 continue
             base = RunReport(
                 run.run_results,
@@ -264,7 +285,8 @@ def _replay_all(
             if options.replay.dry_run:
                 note(base)
             elif output is not None:
-                _write(prepared, run_options.resource, output)
+                assert sink is not None
+                _write(prepared, run_options.resource, output, sink)
                 note(replace(base, outcome=RunOutcome.WRITTEN))
             else:
                 assert config is not None and transport is not None
@@ -295,13 +317,10 @@ def _replay_all(
                 return
 
 
-def _write(prepared: Prepared, resource: Mapping[str, AttributeValue], output: Path) -> None:
-    lines = iter_otlp_json_lines(prepared.plan, resource)
-    if output == STDOUT:
-        write_lines(lines, STDOUT)
-        return
+def _write(prepared: Prepared, resource: Mapping[str, AttributeValue], output: Path, sink: TextIO) -> None:
     try:
-        append_lines(lines, output)
+        sink.writelines(iter_otlp_json_lines(prepared.plan, resource))
+        sink.flush()  # each run as soon as it is written, for a reader of stdout or a FIFO
     except OSError as exc:
         raise ExportError(f"{output}: cannot write the trace: {exc.strerror or exc}") from None
 

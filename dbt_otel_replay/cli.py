@@ -7,6 +7,11 @@ Three commands, each taking only its own options (shared groups are defined once
 summary, progress, warnings and errors go to stderr, each error as one line
 ``dbt-otel-replay: error: ...``. Exit codes: 0 delivered, 1 bad input, 2 usage, 3 export
 failed. docs/cli.md is generated from the help texts below (scripts/gen_cli_docs.py).
+
+Text from artifacts and collectors reaches a person's terminal only through
+:func:`~.terminal.escape` (in the views, and here for warnings, errors and log
+lines); JSON documents are written with ``ensure_ascii=True``, so they stay exact
+and still carry no raw control or bidi character.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from .plan import DEFAULT_SQL_MAX_CHARS, Nesting, Plan, PlanOptions, TraceContex
 from .progress import Progress
 from .propagation import context_from_environment, parse_traceparent, read_carrier
 from .replay import ReplayOptions, ReplayResult, replay, resend, resource_attributes
+from .terminal import escape
 from .views import (
     Outcome,
     backfill_summary,
@@ -195,9 +201,8 @@ class DefaultGroup(click.Group):
 
 
 def _error_line(message: str) -> None:
-    """One line whatever the message holds, so a log line is one error."""
-    one_line = message.replace("\r", "\\r").replace("\n", "\\n")
-    click.echo(f"{PROG}: error: {one_line}", err=True)
+    """One line whatever the message holds (a log line is one error), and nothing that drives the terminal."""
+    click.echo(f"{PROG}: error: {escape(message)}", err=True)
 
 
 # --------------------------------------------------------------------------- #
@@ -539,6 +544,7 @@ def replay_command(
         plan=replace(common.plan, upstream=propagation.upstream()),
         manifest=manifest,
         traceparent_to=propagation.traceparent_to,
+        extra_outputs=(html_path,) if html_path is not None else (),
     )
     result = replay(target, options)
     _report(result, dry_run=dry_run, quiet=quiet, json_format=json_format)
@@ -625,7 +631,7 @@ def backfill_command(
         for bar in bars:
             bar.close()
     if json_format:
-        click.echo(json.dumps(backfill_summary(report), indent=2))
+        click.echo(json.dumps(backfill_summary(report), indent=2, ensure_ascii=True))
     elif not quiet:
         click.echo(render_backfill_totals(report), nl=False, err=True)
     return report.exit_code
@@ -660,10 +666,10 @@ def resend_command(file: Path, sending: Sending, quiet: bool) -> int:
 def _report(result: ReplayResult, *, dry_run: bool, quiet: bool, json_format: bool) -> None:
     """Warnings on stderr; the JSON document or the tree on stdout; the summary on stderr."""
     for warning in result.warnings:
-        click.echo(f"{PROG}: warning: {warning}", err=True)
+        click.echo(f"{PROG}: warning: {escape(warning)}", err=True)
     if json_format:
         document = summary_document(result.plan, result.destination, result.warnings)
-        click.echo(json.dumps(document, indent=2))
+        click.echo(json.dumps(document, indent=2, ensure_ascii=True))
         return
     if dry_run:
         click.echo(render_tree(result.plan), nl=False)
@@ -695,8 +701,16 @@ def _configure_logging() -> None:
 
 
 class _LowercaseLevelFormatter(logging.Formatter):
-    """Formats ``warning:`` like the CLI's own messages rather than ``WARNING:``."""
+    """Formats ``warning:`` like the CLI's own messages rather than ``WARNING:``, the message escaped.
+
+    Library log lines quote collectors (response bodies, gRPC details), so the
+    message is escaped like every other outside text; the record itself is left
+    as it is for any other handler.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
-        record.levelname = record.levelname.lower()
-        return super().format(record)
+        """Format a copy of the record: level in lower case, message on one escaped line."""
+        shown = logging.makeLogRecord(record.__dict__)
+        shown.levelname = record.levelname.lower()
+        shown.msg, shown.args = escape(record.getMessage()), None
+        return super().format(shown)

@@ -24,6 +24,9 @@ class Window:
 def critical_chain(windows: Mapping[str, Window], parents: Mapping[str, Sequence[str]]) -> list[str]:
     """The chain of nodes that decided the end of the run, first node first.
 
+    No node is stepped to twice, so the walk ends on a manifest whose depends_on has a
+    cycle too (zero-length windows at one moment can each "finish before" the other starts).
+
     Args:
         windows: Each executed node's window (nodes without timing left out).
         parents: Each node's executed parents.

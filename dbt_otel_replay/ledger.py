@@ -6,7 +6,9 @@ re-running a backfill after a crash, or on a schedule, sends only what is new.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 from pathlib import Path
 from types import TracebackType
 
@@ -31,12 +33,23 @@ class Ledger:
         """Open (or create) the ledger.
 
         Args:
-            path: The SQLite file.
+            path: The SQLite file: a regular file, a new one, or a symlink to either.
 
         Raises:
-            ConfigError: If the file cannot be opened or is not a ledger.
+            ConfigError: If the file cannot be opened, is not a ledger, or is not a regular
+                file (SQLite would write journals beside /dev/null or hang reading a FIFO).
         """
         self.path = path
+        try:
+            kind = os.stat(path).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            kind = stat.S_IFREG  # a new ledger
+        except OSError as exc:
+            raise ConfigError(
+                f"{path}: cannot use it as the backfill ledger: {exc.strerror or exc}"
+            ) from None
+        if not stat.S_ISREG(kind):
+            raise ConfigError(f"{path}: cannot use it as the backfill ledger: not a regular file")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path)

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import cached_property
+from pathlib import Path
 from typing import Literal
 
 import msgspec
@@ -32,7 +33,7 @@ from .artifacts import (
     loose_int,
 )
 from .critical import Window, critical_chain, holding_parent
-from .dag import Dag, build_dag
+from .dag import Dag, build_dag, on_cycles, parent_cycles
 from .statuses import FAILED_STATUSES, StatusCode, status
 from .timestamps import NANOS_PER_SECOND
 
@@ -196,6 +197,8 @@ def plan_trace(artifacts: Artifacts, options: PlanOptions | None = None) -> Plan
     context = TraceContext(
         trace_id=trace_id,
         span_id=invocation.span_id,
+        # The upstream's sampled and random-trace-id flags go on to the next stage; unknown bits are zeroed.
+        trace_flags=options.upstream.trace_flags & 0x03 if options.upstream else 1,
         tracestate=options.upstream.tracestate if options.upstream else None,
     )
     return Plan(trace_id=trace_id, spans=tuple(spans), context=context, warnings=tuple(warnings))
@@ -340,13 +343,26 @@ def _node_spans(
         if r.status in FAILED_STATUSES and r.unique_id in windows
     }
     adapter = artifacts.manifest.metadata.adapter_type if artifacts.manifest else None
+    nesting = {
+        r.unique_id: _nesting_order(r.unique_id, parents_of[r.unique_id], windows, options.nesting)
+        for r in results
+    }
+    order = [r.unique_id for r in results]
+    cyclic = on_cycles(parents_of, order)
+    unparented: set[str] = set()
+    if cyclic:  # the spans' parents can loop only where depends_on does
+        warnings.append(_cycle_warning(artifacts.manifest_path, cyclic))
+        # each loop's first result in run_results order nests under the invocation; its parents become links
+        unparented = {loop[0] for loop in parent_cycles({u: ps[0] for u, ps in nesting.items() if ps}, order)}
     unknown: list[str] = []
     spans: list[PlannedSpan] = []
     for result in results:
         node = nodes.get(result.unique_id)
         if node is None and artifacts.manifest is not None:
             unknown.append(result.unique_id)
-        parents = _nesting_order(result.unique_id, parents_of[result.unique_id], windows, options.nesting)
+        parents = nesting[result.unique_id]
+        nest_under = parents[0] if parents and result.unique_id not in unparented else None
+        links = parents[1:] if nest_under is not None else parents
         window = windows.get(result.unique_id)
         if window is not None:
             start, end = window.start, window.end
@@ -358,15 +374,13 @@ def _node_spans(
         span = PlannedSpan(
             role=SpanRole.NODE,
             span_id=node_ids[result.unique_id],
-            parent_span_id=node_ids[parents[0]] if parents else invocation.span_id,
+            parent_span_id=node_ids[nest_under] if nest_under is not None else invocation.span_id,
             name=result.unique_id or "(no unique_id)",
             start_time_unix_nano=start,
             end_time_unix_nano=end,
             attributes=attributes,
             events=_node_events(result, end),
-            links=tuple(
-                PlannedLink(ids.trace_id, node_ids[p], {attr.NODE_UNIQUE_ID: p}) for p in parents[1:]
-            ),
+            links=tuple(PlannedLink(ids.trace_id, node_ids[p], {attr.NODE_UNIQUE_ID: p}) for p in links),
             status=status(result.status).span_status,
             status_message=(result.message or result.status) if result.status in FAILED_STATUSES else "",
         )
@@ -381,6 +395,18 @@ def _node_spans(
             "they are nested directly under the invocation span"
         )
     return spans
+
+
+def _cycle_warning(manifest_path: Path | None, cyclic: Sequence[str]) -> str:
+    """One warning for all of a run's cycles: how many results, a few of them, and what the replay does."""
+    shown = ", ".join(u or "''" for u in cyclic[:3]) + (
+        f" and {len(cyclic) - 3} more" if len(cyclic) > 3 else ""
+    )
+    return (
+        f"{manifest_path}: depends_on is not a DAG: {len(cyclic)} result(s) are on a cycle ({shown}); "
+        "where the spans' parents would loop, the loop is broken at its first result in run_results.json, "
+        "which nests directly under the invocation span (its parents become links)"
+    )
 
 
 def _nesting_order(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
+from ._files import refuse_inputs, remove_output
 from .artifacts import load_artifacts
 from .errors import ConfigError, ExportError
 from .export.config import ExportConfig, resolve_export_config
@@ -24,7 +25,7 @@ from .export.otlp_json import iter_otlp_json_lines
 from .export.requests import EncodedRequest, Encoding
 from .export.transport import encoding_for
 from .plan import AttributeValue, Plan, PlanOptions, plan_trace
-from .propagation import CARRIER_FILENAME, format_carrier, write_carrier
+from .propagation import CARRIER_FILENAME, write_carrier
 
 DEFAULT_SERVICE_NAME = "dbt"
 SERVICE_NAME_KEY = "service.name"
@@ -47,6 +48,8 @@ class ReplayOptions:
         resource: Resource attributes (see :func:`resource_attributes`).
         spill: Where spans the collector did not accept are appended as OTLP/JSON
             (default TARGET_DIR/otel-replay-unsent.json).
+        extra_outputs: Files the caller writes after the replay (the CLI's --html report),
+            refused up front like the others when they name an input artifact.
     """
 
     export: ExportConfig | None = None
@@ -59,6 +62,7 @@ class ReplayOptions:
         default_factory=lambda: {SERVICE_NAME_KEY: DEFAULT_SERVICE_NAME}
     )
     spill: Path | None = None
+    extra_outputs: tuple[Path | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class ReplayResult:
         spill_path: Where the spans not delivered were saved, if any were.
         failure: Why delivery failed; the trace context was still handed on, since the
             spilled spans, re-sent later, keep their ids.
+        inputs: The artifacts read (run_results.json, and the manifest when one was used),
+            for :func:`~.views.write_html`'s check that it overwrites none of them.
     """
 
     plan: Plan
@@ -83,6 +89,7 @@ class ReplayResult:
     traceparent_path: Path | None = None
     spill_path: Path | None = None
     failure: ExportError | None = None
+    inputs: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,11 +115,17 @@ class Prepared:
     warnings: tuple[str, ...]
     requests: list[EncodedRequest]
     run_results_path: Path
+    manifest_path: Path | None = None
 
     @property
     def span_count(self) -> int:
         """How many spans the trace has."""
         return len(self.plan.spans)
+
+    @property
+    def inputs(self) -> tuple[Path, ...]:
+        """The artifacts read: run_results.json, and the manifest when one was used."""
+        return tuple(path for path in (self.run_results_path, self.manifest_path) if path is not None)
 
 
 def prepare(target: Path, options: ReplayOptions, *, encoding: Encoding | None = None) -> Prepared:
@@ -133,7 +146,13 @@ def prepare(target: Path, options: ReplayOptions, *, encoding: Encoding | None =
     artifacts = load_artifacts(target, options.manifest, include_sql=options.plan.include_sql)
     plan = plan_trace(artifacts, options.plan)
     requests = [] if encoding is None or options.dry_run else list(ENCODERS[encoding](plan, options.resource))
-    return Prepared(plan, artifacts.warnings + plan.warnings, requests, artifacts.run_results_path)
+    return Prepared(
+        plan,
+        artifacts.warnings + plan.warnings,
+        requests,
+        artifacts.run_results_path,
+        artifacts.manifest_path,
+    )
 
 
 def replay(target: Path, options: ReplayOptions) -> ReplayResult:
@@ -149,13 +168,19 @@ def replay(target: Path, options: ReplayOptions) -> ReplayResult:
 
     Raises:
         ArtifactError: If the artifacts cannot be read (nothing is sent).
-        ConfigError: If the OTLP configuration is unusable.
+        ConfigError: If the OTLP configuration is unusable, or an output path (--output, --spill,
+            --traceparent-to, ``extra_outputs``) names an input artifact (nothing is written or
+            sent, not even in a dry run, which previews the real one).
     """
     prepared = prepare(target, options)
-    plan, warnings = prepared.plan, prepared.warnings
-    if options.dry_run:
-        return ReplayResult(plan, warnings, destination="dry run: nothing sent")
+    plan, warnings, inputs = prepared.plan, prepared.warnings, prepared.inputs
     target_dir = prepared.run_results_path.parent
+    carrier = _carrier_path(target_dir, options.traceparent_to)
+    spill_to = options.spill or target_dir / SPILL_FILENAME
+    for output in (options.output, spill_to, carrier, *options.extra_outputs):
+        refuse_inputs(output, inputs)
+    if options.dry_run:
+        return ReplayResult(plan, warnings, destination="dry run: nothing sent", inputs=inputs)
     delivery: Delivery | None = None
     failure: ExportError | None = None
     spill: Path | None = None
@@ -170,13 +195,12 @@ def replay(target: Path, options: ReplayOptions) -> ReplayResult:
             delivery = deliver(encode(plan, options.resource), config)  # encoded while sent
             destination = _describe(delivery, config)
             if not delivery.complete:
-                spill = options.spill or target_dir / SPILL_FILENAME
+                spill = spill_to
                 failure = _spill(delivery, spill)
     except ExportError as exc:
         failure, destination = exc, f"NOT written: {exc}"
-    carrier = _carrier_path(target_dir, options.traceparent_to)
     _hand_on(plan, carrier)
-    return ReplayResult(plan, warnings, destination, delivery, carrier, spill, failure)
+    return ReplayResult(plan, warnings, destination, delivery, carrier, spill, failure, inputs)
 
 
 def resend(path: Path, config: ExportConfig | None = None) -> ResendResult:
@@ -200,7 +224,7 @@ def resend(path: Path, config: ExportConfig | None = None) -> ResendResult:
     encoding = encoding_for(config.protocol)
     delivery = deliver((convert(r, encoding) for r in requests), config)  # each converted while one is sent
     if delivery.complete:
-        path.unlink()
+        remove_output(path)  # a regular file only: never a device, a FIFO or the link to the file
         return ResendResult(path, delivery)
     try:
         write_otlp_json(delivery.unsent, path)
@@ -253,10 +277,7 @@ def _carrier_path(target_dir: Path, explicit: Path | None) -> Path:
 
 
 def _hand_on(plan: Plan, carrier: Path) -> None:
-    if carrier == STDOUT:
-        print(format_carrier(plan.context), end="", flush=True)
-        return
-    try:
+    try:  # a file, or "-" for stdout, a device, a FIFO or a symlink (see _files.open_output)
         write_carrier(carrier, plan.context)
     except OSError as exc:
         raise ExportError(f"{carrier}: cannot write the traceparent file: {exc.strerror or exc}") from None

@@ -26,9 +26,14 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 
 def read_carrier(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of the carrier file, as a W3C propagation carrier (lowercase keys)."""
+    """KEY=VALUE lines of the carrier file, as a W3C propagation carrier (lowercase keys).
+
+    Reads what a shell sourcing the file reads (tests/test_carrier_shell.py checks it): the
+    file holds no quotes or blanks, so the values are taken as they are. ``utf-8-sig`` and
+    splitlines() accept a byte order mark and CRLF line ends, as --traceparent-from does.
+    """
     carrier = {}
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
         key, sep, value = line.removeprefix("export ").partition("=")
         if sep and key.strip() in ("TRACEPARENT", "TRACESTATE"):
             carrier[key.strip().lower()] = value.strip().strip("'\"")
@@ -70,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(args.seconds)
         context = span.get_span_context()
     provider.shutdown()
-    print(f"TRACEPARENT=00-{context.trace_id:032x}-{context.span_id:016x}-01")
+    # The flags as the SDK decided them: an unsampled parent stays unsampled for the next stage.
+    print(f"TRACEPARENT=00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}")
     return 0
 
 

@@ -139,3 +139,66 @@ def test_summary_and_json_format(tmp_path: Path) -> None:
     assert [step["unique_id"] for step in document["critical_path"]][-1] == f"model.{P}.customer_ltv"
     assert {f["status"] for f in document["failures"]} == {"error", "fail"}
     assert set(document["threads"][0]) == {"name", "busy_seconds", "utilisation", "nodes"}
+
+
+def _union_by_sweep(intervals: list[tuple[int, int]]) -> int:
+    """Covered time, computed apart from the module: walk the sorted boundaries, count what is open."""
+    events = sorted([(start, 1) for start, end in intervals] + [(end, -1) for start, end in intervals])
+    covered, open_count, since = 0, 0, 0
+    for moment, step in events:
+        if open_count > 0:
+            covered += moment - since
+        open_count += step
+        since = moment
+    return covered
+
+
+def _one_thread_run(tmp_path: Path, timings: dict[str, tuple[str, str]] | None = None) -> Path:
+    """The fixture build with threads as dbt Fusion writes them: one thread id for concurrent nodes.
+
+    With ``timings``, only those nodes keep a timing, the one given (start, end).
+    """
+    document = json.loads((BUILD / "run_results.json").read_text())
+    for result in document["results"]:
+        if not result["unique_id"].startswith("operation."):
+            result["thread_id"] = "Thread-1"
+        if timings is not None:
+            start, end = timings.get(result["unique_id"], (None, None))
+            result["timing"] = (
+                [{"name": "execute", "started_at": start, "completed_at": end}] if start else []
+            )
+    (tmp_path / "run_results.json").write_text(json.dumps(document))
+    (tmp_path / "manifest.json").write_bytes((BUILD / "manifest.json").read_bytes())
+    return tmp_path
+
+
+def test_concurrent_nodes_on_one_thread_count_their_overlap_once(tmp_path: Path) -> None:
+    analysis = analyse(plan_trace(load_artifacts(_one_thread_run(tmp_path))))
+    intervals = []
+    for result in json.loads((BUILD / "run_results.json").read_text())["results"]:
+        if result["timing"] and not result["unique_id"].startswith("operation."):
+            start = min(nanos(t["started_at"]) for t in result["timing"])
+            intervals.append((start, max(nanos(t["completed_at"]) for t in result["timing"])))
+    window = max(end for _, end in intervals) - min(start for start, _ in intervals)
+    assert sum(end - start for start, end in intervals) > window, (
+        "the nodes do overlap: a sum would pass 100 %"
+    )
+    (thread,) = analysis.threads
+    assert thread.name == "Thread-1" and thread.nodes == len(intervals)
+    assert thread.busy_seconds == _union_by_sweep(intervals) / 1e9 <= analysis.window_seconds
+    assert thread.utilisation == _union_by_sweep(intervals) / window <= 1.0
+    assert abs(analysis.idle_share - (1 - _union_by_sweep(intervals) / window)) < 1e-12
+
+
+def test_overlap_on_one_thread_by_hand(tmp_path: Path) -> None:
+    # three models on one thread: 0-10 s and 5-15 s overlap, 20-25 s stands apart: 20 s busy, not 25
+    day = "2030-01-01T00:00:"
+    timings = {
+        f"model.{P}.stg_customers": (f"{day}00Z", f"{day}10Z"),
+        f"model.{P}.stg_orders": (f"{day}05Z", f"{day}15Z"),
+        f"model.{P}.stg_payments": (f"{day}20Z", f"{day}25Z"),
+    }
+    analysis = analyse(plan_trace(load_artifacts(_one_thread_run(tmp_path, timings))))
+    (thread,) = analysis.threads
+    assert (thread.nodes, thread.busy_seconds, analysis.window_seconds) == (3, 20.0, 25.0)
+    assert thread.utilisation == 0.8 and abs(analysis.idle_share - 0.2) < 1e-12

@@ -222,3 +222,32 @@ def test_progress_bar_shows_runs_spans_rate_and_eta() -> None:
     progress.close()
     last = stream.getvalue().split("\r")[-2]  # the last drawing, before the clear
     assert "2/4 runs" in last and "4,000 spans" in last and "1,000 spans/s" in last and "eta 4s" in last
+
+
+def test_a_skipped_runs_line_names_its_file_once_and_the_manifest_when_at_fault(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    copy_pair(FIXTURES / "build", root / "good")
+    empty = json.loads((FIXTURES / "run" / "run_results.json").read_text())
+    empty["results"] = []  # the header reads fine: the whole file is refused only when replayed
+    copy_pair(FIXTURES / "run", root / "empty")
+    (root / "empty" / "run_results.json").write_text(json.dumps(empty))
+    copy_pair(FIXTURES / "test", root / "bad-manifest")
+    (root / "bad-manifest" / "manifest.json").write_text('{"metadata": {')
+    ancient = {"results": json.loads((FIXTURES / "run" / "run_results.json").read_text())["results"]}
+    copy_pair(FIXTURES / "run", root / "ancient")
+    (root / "ancient" / "run_results.json").write_text(json.dumps(ancient))  # dbt < 0.17: no metadata
+    result = run("--recursive", str(root), "--dry-run")
+    assert result.exit_code == 1
+    lines = {line.split("/archive/")[1].split("/")[0]: line for line in result.stdout.splitlines()}
+    assert lines["empty"].startswith("skipped")
+    assert lines["empty"].endswith(
+        f"{root / 'empty' / 'run_results.json'}: has no results: the dbt command selected no nodes"
+    )
+    assert lines["empty"].count("run_results.json") == 1, "the path is not repeated"
+    assert lines["bad-manifest"].startswith("skipped")
+    at_fault = f"{root / 'bad-manifest' / 'run_results.json'}: {root / 'bad-manifest' / 'manifest.json'}: "
+    assert at_fault in lines["bad-manifest"], "the manifest at fault is named"
+    assert lines["ancient"].endswith(
+        f"{root / 'ancient' / 'run_results.json'}: written by dbt < 0.17 (no metadata), not supported"
+    )
+    assert lines["good"].startswith("planned")

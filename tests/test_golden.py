@@ -3,7 +3,10 @@
 The digests were recorded from commit 639ab2d, the last main before the modules
 moved (``python -m tests.support.golden --rev 639ab2d``): OTLP protobuf requests,
 OTLP/JSON lines and requests under two option sets, and every view. A change that
-is meant to alter the output re-records them with ``--write`` and says why.
+is meant to alter the output re-records them with ``--write`` and says why. Re-recorded
+once since, for #11: a thread's busy time is the union of its nodes' intervals, which
+changed the views (not the OTLP) of the three corpus runs whose nodes overlap on one
+thread (OpenLineage's dbt_test_target and dbt_no_test_metadata_target, twice).
 """
 
 from __future__ import annotations

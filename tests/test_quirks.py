@@ -221,3 +221,35 @@ def test_a_gigabyte_that_is_not_an_artifact_is_refused_at_once(tmp_path: Path) -
     finally:
         tracemalloc.stop()
     assert peak < 16 * 1024**2, "it must not read the whole file"
+
+
+def _before_0_17(d: Document) -> None:
+    """run_results.json as dbt 0.16 wrote it: results and times at the top level, no metadata."""
+    old = {"results": d["results"], "generated_at": d["metadata"]["generated_at"], "elapsed_time": 4.2}
+    d.clear()
+    d.update(old)
+
+
+def _manifest_before_0_17(m: Document) -> None:
+    """manifest.json as dbt 0.16 wrote it: metadata without dbt_schema_version."""
+    m["metadata"] = {"project_id": "0" * 32, "user_id": None, "adapter_type": "postgres"}
+
+
+@pytest.mark.parametrize("manifest", ["dbt 0.16", "current", "none"])
+def test_artifacts_of_dbt_before_0_17_are_blamed_on_run_results(tmp_path: Path, manifest: str) -> None:
+    target = variant(tmp_path, _before_0_17, _manifest_before_0_17 if manifest == "dbt 0.16" else None)
+    if manifest == "none":
+        (target / "manifest.json").unlink()
+    result = CliRunner().invoke(main, [str(target), "--dry-run"], env={"TRACEPARENT": ""})
+    assert result.exit_code == 1
+    problem = "written by dbt < 0.17 (no metadata), not supported"
+    assert result.stderr == f"dbt-otel-replay: error: {target / 'run_results.json'}: {problem}\n"
+
+
+def test_a_document_without_metadata_or_results_is_not_called_old(tmp_path: Path) -> None:
+    def neither(d: Document) -> None:
+        d.clear()
+        d["elapsed_time"] = 1.0
+
+    with pytest.raises(ArtifactError, match=r"is not a dbt run-results artifact \(no metadata"):
+        load_artifacts(variant(tmp_path, neither))

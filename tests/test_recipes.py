@@ -15,9 +15,11 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -187,6 +189,15 @@ def test_export_context_is_lenient_like_traceparent_from(tmp_path: Path) -> None
     assert files.env.read_text() == f"TRACEPARENT={UPSTREAM}\nTRACESTATE={TRACESTATE}\n"
 
 
+def test_export_context_reads_a_carrier_with_a_byte_order_mark(tmp_path: Path) -> None:
+    files = GithubFiles(tmp_path)
+    carrier = tmp_path / "traceparent"
+    carrier.write_bytes(f"\ufeffTRACEPARENT={UPSTREAM}\r\nTRACESTATE={TRACESTATE}\r\n".encode())
+    result = export_context(carrier, files)
+    assert result.returncode == 0, result.stderr
+    assert files.env.read_text() == f"TRACEPARENT={UPSTREAM}\nTRACESTATE={TRACESTATE}\n"
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -237,6 +248,66 @@ def test_export_context_on_the_file_the_cli_writes(target: Path, tmp_path: Path)
     assert files.output.read_text() == (target / "traceparent").read_text().replace(
         "TRACEPARENT=", "traceparent="
     )
+
+
+def test_export_context_appends_through_a_symlink_and_into_a_device(tmp_path: Path) -> None:
+    """GITHUB_ENV/GITHUB_OUTPUT are appended to with >>: a link and a device stay what they are."""
+    if os.geteuid() != 0:
+        pytest.skip("making a device node needs root")
+    carrier = tmp_path / "traceparent"
+    carrier.write_text(f"TRACEPARENT={UPSTREAM}\n")
+    real = tmp_path / "real" / "github_env"
+    real.parent.mkdir()
+    real.write_text("EARLIER=1")  # an earlier step left no final newline
+    link = tmp_path / "github_env"
+    link.symlink_to(real)
+    null = tmp_path / "null"  # a null device of our own, never the real one
+    os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    result = subprocess.run(
+        [BASH, str(EXPORT_CONTEXT), str(carrier)],
+        env=clean_env(GITHUB_ENV=str(link), GITHUB_OUTPUT=str(null)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and real.read_text() == f"EARLIER=1\nTRACEPARENT={UPSTREAM}\n"
+    assert stat.S_ISCHR(os.lstat(null).st_mode) and os.lstat(null).st_rdev == os.makedev(1, 3)
+
+
+def test_export_context_writes_into_fifos_without_reading_them(tmp_path: Path) -> None:
+    """A FIFO is neither replaced nor read back (no last byte to read there): its reader gets every line."""
+    carrier = tmp_path / "traceparent"
+    carrier.write_text(f"TRACEPARENT={UPSTREAM}\nTRACESTATE={TRACESTATE}\n")
+    pipes = {name: tmp_path / name for name in ("github_env", "github_output")}
+    received: dict[str, str] = {}
+
+    def read(name: str) -> None:
+        with pipes[name].open(encoding="utf-8") as pipe:  # blocks until the script opens it
+            received[name] = pipe.read()
+
+    readers = []
+    for name, path in pipes.items():
+        os.mkfifo(path)
+        readers.append(threading.Thread(target=read, args=(name,), daemon=True))
+        readers[-1].start()
+    result = subprocess.run(
+        [BASH, str(EXPORT_CONTEXT), str(carrier)],
+        env=clean_env(GITHUB_ENV=str(pipes["github_env"]), GITHUB_OUTPUT=str(pipes["github_output"])),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    for reader in readers:
+        reader.join(60)
+    assert result.returncode == 0, result.stderr
+    assert received == {
+        "github_env": f"TRACEPARENT={UPSTREAM}\nTRACESTATE={TRACESTATE}\n",
+        "github_output": f"traceparent={UPSTREAM}\ntracestate={TRACESTATE}\n",
+    }
+    assert all(stat.S_ISFIFO(os.lstat(path).st_mode) for path in pipes.values())
 
 
 # --------------------------------------------------------------------------- #
@@ -707,6 +778,13 @@ def test_glue_reads_carriers_leniently(glue: ModuleType, tmp_path: Path) -> None
     assert glue.read_carrier(path) == {"TRACEPARENT": UPSTREAM, "TRACESTATE": TRACESTATE}
 
 
+def test_glue_reads_a_carrier_with_a_byte_order_mark_and_crlf(glue: ModuleType, tmp_path: Path) -> None:
+    path = tmp_path / "carrier"
+    path.write_bytes(f"\ufeffTRACEPARENT={UPSTREAM}\r\nTRACESTATE={TRACESTATE}\r\n".encode())
+    assert glue.read_carrier(path) == {"TRACEPARENT": UPSTREAM, "TRACESTATE": TRACESTATE}
+    assert glue.parse_carrier(f"\ufeffTRACEPARENT={UPSTREAM}\r\n") == {"TRACEPARENT": UPSTREAM}
+
+
 @pytest.mark.parametrize(
     "text",
     ["", f"TRACESTATE={TRACESTATE}\n", "TRACEPARENT=00-abc-def-01\n", f"TRACEPARENT={UPSTREAM.upper()}\n"],
@@ -812,6 +890,45 @@ def test_glue_emit_span_marks_failed_work(glue: ModuleType) -> None:
 def test_glue_has_no_airflow_import() -> None:
     source = (AIRFLOW_DIR / "trace_glue.py").read_text()
     assert not re.search(r"^\s*(from|import)\s+airflow\b", source, re.MULTILINE)
+
+
+# --------------------------------------------------------------------------- #
+# examples/next_stage.py
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("flags", ["01", "00"], ids=["sampled", "unsampled"])
+def test_next_stage_reads_a_bom_and_crlf_and_keeps_the_sampled_flag(
+    tmp_path: Path, otlp_receiver: OtlpReceiver, flags: str
+) -> None:
+    carrier = tmp_path / "traceparent"
+    upstream = f"00-{UPSTREAM_TRACE}-{UPSTREAM_SPAN}-{flags}"
+    carrier.write_bytes(f"\ufeffTRACEPARENT={upstream}\r\nTRACESTATE={TRACESTATE}\r\n".encode())
+    stage = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "examples" / "next_stage.py"),
+            str(carrier),
+            "--endpoint",
+            otlp_receiver.http_base_endpoint,
+            "--seconds",
+            "0",
+        ],
+        env=clean_env(OTEL_SERVICE_NAME="next"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert stage.returncode == 0, stage.stderr
+    match = re.fullmatch(rf"TRACEPARENT=00-{UPSTREAM_TRACE}-([0-9a-f]{{16}})-{flags}\n", stage.stdout)
+    assert match, stage.stdout
+    spans = otlp_receiver.spans()
+    if flags == "01":
+        [span] = spans
+        assert span.parent_span_id == UPSTREAM_SPAN and span.span_id == match.group(1)
+    else:
+        assert spans == [], "an unsampled parent: the SDK's default sampler records nothing"
 
 
 # --------------------------------------------------------------------------- #

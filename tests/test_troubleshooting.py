@@ -9,6 +9,7 @@ tool no longer prints, or a row without a scenario, fails the test.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -133,6 +134,30 @@ SCENARIOS: dict[str, Callable[[Path, OtlpReceiver], Outcome]] = {
     "run_results.json: results[N] ('...'): 'execute' timing ends before it starts": lambda tmp, _: cli(
         str(edited(tmp, _reversed_timing)), *_to(tmp)
     ),
+    "run_results.json: written by dbt < 0.17 (no metadata), not supported": lambda tmp, _: cli(
+        str(target(tmp, b'{"results": [], "elapsed_time": 1.5, "generated_at": "2020-01-01T00:00:00Z"}')),
+        *_to(tmp),
+    ),
+    "run_results.json: is not a regular file (a FIFO)": lambda tmp, _: cli(
+        str(_fifo(target(tmp) / "run_results.json")), *_to(tmp)
+    ),
+    "PATH: is an input artifact of this run; refusing to overwrite it": lambda tmp, _: cli(
+        str(target(tmp)), "-o", str(tmp / "target" / "run_results.json")
+    ),
+    "FILE: cannot read the traceparent file: it is a FIFO (named pipe), not a regular file": lambda tmp, _: (
+        cli(str(target(tmp)), "--traceparent-from", str(_fifo(tmp / "carrier")), *_to(tmp))
+    ),
+    "PATH: cannot use it as the backfill ledger: not a regular file": lambda tmp, _: cli(
+        "backfill",
+        str(target(tmp)),
+        "--ledger",
+        str(_fifo(tmp / "ledger")),
+        "--endpoint",
+        f"http://127.0.0.1:{free_port()}",
+    ),
+    "FILE: cannot write the trace: a FIFO that nothing is reading": lambda tmp, _: cli(
+        str(target(tmp)), "-o", str(_fifo(tmp / "trace.fifo"))
+    ),
     "manifest.json: not found (is this the target/ directory of a dbt run?)": lambda tmp, _: cli(
         str(target(tmp)), "--manifest", str(tmp / "elsewhere" / "manifest.json"), *_to(tmp)
     ),
@@ -178,6 +203,14 @@ SCENARIOS: dict[str, Callable[[Path, OtlpReceiver], Outcome]] = {
         str(_file(tmp / "a-file", "") / "spill.json"),
     ),
 }
+
+
+def _fifo(path: Path) -> Path:
+    """A named pipe nobody reads or writes: the tool must refuse it at once, never block on it."""
+    if path.exists():
+        path.unlink()
+    os.mkfifo(path)
+    return path
 
 
 def _file(path: Path, text: str) -> Path:

@@ -8,18 +8,26 @@ collector's otlpjsonfile receiver, by ``jq``, or by ``dbt-otel-replay --resend``
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
-from .._files import write_text_atomically
+from .._files import STDOUT, open_output, write_output
 from ..errors import ArtifactError, ExportError
 from .convert import convert, from_otlp_json
 from .requests import EncodedRequest, Encoding
 
-STDOUT = Path("-")
-"""The path that means standard output."""
+__all__ = [
+    "STDOUT",
+    "append_lines",
+    "append_otlp_json",
+    "open_trace",
+    "otlp_json_lines",
+    "read_otlp_json",
+    "write_lines",
+    "write_otlp_json",
+]
 
 
 def otlp_json_lines(requests: Iterable[EncodedRequest]) -> str:
@@ -40,36 +48,66 @@ def _lines(requests: Iterable[EncodedRequest]) -> Iterator[str]:
 
 
 def write_otlp_json(requests: Iterable[EncodedRequest], path: Path) -> None:
-    """Write requests as OTLP/JSON lines to a file (atomically) or to stdout (``-``), one at a time.
+    """Write requests as OTLP/JSON lines, one at a time, to any output (see :func:`.._files.open_output`).
 
     Args:
         requests: The encoded requests (an iterator is consumed as it is written).
-        path: The file, or ``Path("-")`` for standard output.
+        path: A file (replaced atomically), ``Path("-")`` for standard output, a device, a FIFO
+            or a symlink to one of them.
 
     Raises:
-        ExportError: If the file cannot be written.
+        ExportError: If the output cannot be written.
     """
     write_lines(_lines(requests), path)
 
 
 def write_lines(lines: Iterable[str], path: Path) -> None:
-    """Write OTLP/JSON lines to a file (atomically) or to stdout (``-``), one at a time.
+    """Write OTLP/JSON lines, one at a time, to any output (see :func:`.._files.open_output`).
 
     Args:
         lines: The lines, each ending in a newline (an iterator is consumed as it is written).
-        path: The file, or ``Path("-")`` for standard output.
+        path: A file (replaced atomically), ``Path("-")`` for standard output, a device, a FIFO
+            or a symlink to one of them.
 
     Raises:
-        ExportError: If the file cannot be written.
+        ExportError: If the output cannot be written.
     """
-    if path == STDOUT:
-        sys.stdout.writelines(lines)
-        sys.stdout.flush()
-        return
     try:
-        write_text_atomically(path, lines)
+        write_output(path, lines)
     except OSError as exc:
-        raise ExportError(f"{path}: cannot write the trace: {exc.strerror or exc}") from None
+        raise _cannot_write(path, exc) from None
+
+
+@contextmanager
+def open_trace(path: Path) -> Iterator[TextIO]:
+    """Open a trace output once for several runs (a backfill), so a FIFO's reader sees one stream.
+
+    Opening and completing the output (renaming a regular file into place) fail as
+    :class:`ExportError`; errors inside the block are the caller's and pass unchanged.
+
+    Args:
+        path: As for :func:`write_lines`.
+
+    Yields:
+        The text handle to write each run's lines to.
+
+    Raises:
+        ExportError: If the output cannot be opened or completed.
+    """
+    inside = False
+    try:
+        with open_output(path) as handle:
+            inside = True
+            yield handle
+            inside = False
+    except OSError as exc:
+        if inside:
+            raise
+        raise _cannot_write(path, exc) from None
+
+
+def _cannot_write(path: Path, exc: OSError) -> ExportError:
+    return ExportError(f"{path}: cannot write the trace: {exc.strerror or exc}")
 
 
 def append_otlp_json(requests: Sequence[EncodedRequest], path: Path) -> None:
@@ -92,16 +130,13 @@ def append_lines(lines: Iterable[str], path: Path) -> None:
 
     Args:
         lines: The lines, each ending in a newline.
-        path: The file; created with its directory when missing.
+        path: The file (created with its directory when missing, synced to disk), a device,
+            a FIFO or a symlink to one of them: never replaced.
 
     Raises:
         OSError: If the file cannot be written.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.writelines(lines)
-        handle.flush()
-        os.fsync(handle.fileno())
+    write_output(path, lines, append=True)
 
 
 def read_otlp_json(path: Path) -> list[EncodedRequest]:

@@ -10,9 +10,10 @@ where the text goes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from .._files import write_text_atomically
+from .._files import refuse_inputs, write_output
 from ..errors import ExportError
 from ..plan import Plan
 from .analysis import analyse
@@ -54,13 +55,20 @@ def render_html(plan: Plan) -> str:
     return _render_html(plan, analyse(plan))
 
 
-def write_html(plan: Plan, path: Path) -> None:
-    """Write the HTML report of a run.
+def write_html(plan: Plan, path: Path, inputs: Sequence[Path] = ()) -> None:
+    """Write the HTML report of a run to a file (replaced atomically), "-", a device, a FIFO or a symlink.
+
+    Args:
+        plan: The run.
+        path: Where to write it.
+        inputs: The run's artifacts (:attr:`~..replay.ReplayResult.inputs`), which it must not overwrite.
 
     Raises:
+        ConfigError: If the path names one of the inputs (nothing is written).
         ExportError: If the file cannot be written.
     """
+    refuse_inputs(path, inputs)
     try:
-        write_text_atomically(path, render_html(plan))
+        write_output(path, render_html(plan))
     except OSError as exc:
         raise ExportError(f"{path}: cannot write the report: {exc.strerror or exc}") from None

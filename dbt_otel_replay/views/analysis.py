@@ -6,7 +6,9 @@ last before it started (the one that held it back), until a node with no such
 parent. The planner marks it (:mod:`dbt_otel_replay.critical`); this module
 reads the marks back as steps with the wait before each. Thread utilisation is
 each dbt thread's busy time against the run's execution window; its
-complement, the idle share, tells whether more threads would help.
+complement, the idle share, tells whether more threads would help. Busy time
+is the union of a thread's node windows, not their sum: dbt Fusion runs
+concurrent nodes under one thread id, and a sum would count overlaps twice.
 """
 
 from __future__ import annotations
@@ -84,14 +86,28 @@ def analyse(plan: Plan) -> RunAnalysis:
     start = min(n.start for n in timed)
     end = max(n.end for n in timed)
     window = max(end - start, 1)
-    busy: dict[str, int] = defaultdict(int)
-    counts: dict[str, int] = defaultdict(int)
+    spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for node in timed:
-        busy[node.thread] += node.end - node.start
-        counts[node.thread] += 1
+        spans[node.thread].append((node.start, node.end))
+    busy = {thread: _covered(intervals) for thread, intervals in spans.items()}
+    counts = {thread: len(intervals) for thread, intervals in spans.items()}
     threads = tuple(
         ThreadUse(name, busy[name] / NANOS_PER_SECOND, counts[name], min(busy[name] / window, 1.0))
         for name in sorted(busy)
     )
     idle = 1.0 - min(sum(busy.values()) / (window * len(busy)), 1.0)
     return RunAnalysis(tuple(steps), threads, window / NANOS_PER_SECOND, idle)
+
+
+def _covered(intervals: list[tuple[int, int]]) -> int:
+    """The time covered by the union of the intervals: overlapping nodes on one thread count once."""
+    total = 0
+    reached: int | None = None  # the end of what is counted so far
+    for start, end in sorted(intervals):
+        if reached is None or start >= reached:
+            total += end - start
+            reached = end
+        elif end > reached:
+            total += end - reached
+            reached = end
+    return total

@@ -1,7 +1,9 @@
 """The summaries: of one replay (terminal text and the ``--format json`` document) and of a backfill. Pure.
 
 Text rendering only; the CLI decides where it goes (the summary to stderr, JSON
-documents to stdout).
+documents to stdout). The text forms pass every string from an artifact or a
+collector through :func:`~dbt_otel_replay.terminal.escape`; the documents keep
+the exact text.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from ..backfill import BackfillReport, RunOutcome, RunReport
 from ..plan import Plan
 from ..replay import ResendResult
+from ..terminal import escape
 from .analysis import RunAnalysis, analyse
 from .node import Invocation, Node, nodes, slowest, status_counts
 
@@ -52,11 +55,11 @@ def render_summary(plan: Plan, outcome: Outcome) -> str:
     counts = status_counts(every)
     phases = len(plan.spans) - len(every) - 1
     lines = [
-        f"trace {plan.trace_id}: {root.name}, {len(plan.spans)} spans "
+        f"trace {plan.trace_id}: {escape(root.name)}, {len(plan.spans)} spans "
         f"(1 invocation, {len(every)} nodes, {phases} phases)",
-        f"  {outcome.destination}",
+        f"  {escape(outcome.destination)}",
         f"  wall time {root.duration_seconds:.3f} s; "
-        + ", ".join(f"{n} {status}" for status, n in counts.most_common()),
+        + ", ".join(f"{n} {escape(status)}" for status, n in counts.most_common()),
     ]
     lines.extend(_slowest(every))
     lines.extend(_failures(every))
@@ -64,7 +67,7 @@ def render_summary(plan: Plan, outcome: Outcome) -> str:
     lines.extend(_critical_path(analysis))
     lines.extend(_threads(analysis))
     if outcome.traceparent:
-        lines.append(f"  traceparent {plan.context.traceparent} written to {outcome.traceparent}")
+        lines.append(f"  traceparent {plan.context.traceparent} written to {escape(outcome.traceparent)}")
     return "\n".join(lines) + "\n"
 
 
@@ -121,7 +124,7 @@ def _critical_path(analysis: RunAnalysis) -> list[str]:
     ]
     for step in steps:
         wait = f"  (waited {step.wait_seconds:.3f} s)" if step.wait_seconds >= 0.0005 else ""
-        lines.append(f"    {step.node.seconds:9.3f} s  {step.unique_id}{wait}")
+        lines.append(f"    {step.node.seconds:9.3f} s  {escape(step.unique_id)}{wait}")
     return lines
 
 
@@ -131,10 +134,11 @@ def _threads(analysis: RunAnalysis) -> list[str]:
     lines = [
         f"  threads: {analysis.idle_share:.0%} idle over the {analysis.window_seconds:.3f} s execution window"
     ]
-    width = max(len(t.name) for t in analysis.threads)
-    for thread in analysis.threads:
+    names = [escape(t.name) for t in analysis.threads]
+    width = max(len(name) for name in names)
+    for name, thread in zip(names, analysis.threads, strict=True):
         lines.append(
-            f"    {thread.name:<{width}}  {thread.utilisation:4.0%} busy  "
+            f"    {name:<{width}}  {thread.utilisation:4.0%} busy  "
             f"{thread.busy_seconds:8.3f} s  {thread.nodes} nodes"
         )
     return lines
@@ -144,7 +148,7 @@ def _slowest(every: Sequence[Node]) -> list[str]:
     ranked = [n for n in slowest(every, SLOWEST_SHOWN) if n.seconds > 0]
     if not ranked:
         return []
-    return ["  slowest:"] + [f"    {n.seconds:9.3f} s  {n.span.name}" for n in ranked]
+    return ["  slowest:"] + [f"    {n.seconds:9.3f} s  {escape(n.span.name)}" for n in ranked]
 
 
 def _failures(every: Sequence[Node]) -> list[str]:
@@ -153,15 +157,18 @@ def _failures(every: Sequence[Node]) -> list[str]:
         return []
     lines = [f"  failures ({len(failed)}):"]
     for node in failed[:FAILURES_SHOWN]:
-        lines.append(f"    {node.status}  {node.span.name}: {_one_line(node.failure_message)}")
+        lines.append(
+            f"    {escape(str(node.status))}  {escape(node.span.name)}: {_one_line(node.failure_message)}"
+        )
     if len(failed) > FAILURES_SHOWN:
         lines.append(f"    ... and {len(failed) - FAILURES_SHOWN} more")
     return lines
 
 
 def _one_line(message: str) -> str:
+    """Whitespace collapsed, cut to MESSAGE_CHARS, then escaped (so no escape is cut in half)."""
     text = " ".join(message.split())
-    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 3] + "..."
+    return escape(text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 3] + "...")
 
 
 def render_run_line(run: RunReport) -> str:
@@ -173,12 +180,12 @@ def render_run_line(run: RunReport) -> str:
     Returns:
         A line without its newline.
     """
-    parts = [f"{run.outcome.value:<17}", run.trace_id or "-" * 32]
+    parts = [f"{run.outcome.value:<17}", escape(run.trace_id or "-" * 32)]
     if run.command:
-        parts.append(f"{run.command} ({run.nodes} nodes, {run.spans} spans)")
-    parts.append(str(run.run_results))
+        parts.append(f"{escape(run.command)} ({run.nodes} nodes, {run.spans} spans)")
+    parts.append(escape(str(run.run_results)))
     line = "  ".join(parts)
-    return f"{line}: {' '.join(run.message.split())}" if run.message else line
+    return f"{line}: {escape(' '.join(run.message.split()))}" if run.message else line
 
 
 def backfill_summary(report: BackfillReport) -> dict[str, object]:
@@ -236,5 +243,8 @@ def render_resend_line(resent: ResendResult) -> str:
         A line without its newline.
     """
     delivery = resent.delivery
-    line = f"resent {delivery.accepted} of {delivery.total} spans from {resent.path} to {delivery.endpoint}"
+    line = (
+        f"resent {delivery.accepted} of {delivery.total} spans from {escape(str(resent.path))} "
+        f"to {escape(delivery.endpoint)}"
+    )
     return line + ("; file removed" if delivery.complete else "")

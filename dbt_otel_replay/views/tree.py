@@ -1,4 +1,8 @@
-"""The --dry-run view: the planned spans as a tree, children under their parents. Pure."""
+"""The --dry-run view: the planned spans as a tree, children under their parents. Pure.
+
+Names, statuses and messages come from the artifacts: each is passed through
+:func:`~dbt_otel_replay.terminal.escape` before it reaches the terminal.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections import defaultdict
 
 from ..plan import Plan, PlannedSpan
 from ..statuses import StatusCode
+from ..terminal import escape
 from .node import Node
 
 
@@ -36,12 +41,13 @@ def render_tree(plan: Plan) -> str:
 
 
 def _label(span: PlannedSpan) -> str:
-    parts = [span.name, f"{span.duration_seconds:.3f}s"]
+    """One span's line: name, duration, status and links, its artifact text escaped."""
+    parts = [escape(span.name), f"{span.duration_seconds:.3f}s"]
     status = Node(span).status  # only node spans carry a dbt status
     if status is not None:
-        parts.append(status)
+        parts.append(escape(status))
     elif span.status is StatusCode.ERROR:
-        parts.append(f"ERROR ({span.status_message})")
+        parts.append(f"ERROR ({escape(span.status_message)})")
     if span.links:
         parts.append(f"+{len(span.links)} link{'s' if len(span.links) > 1 else ''}")
     return "  ".join(parts)

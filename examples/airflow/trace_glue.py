@@ -40,13 +40,14 @@ class TaskInstance(Protocol):
 def parse_carrier(text: str, source: str = "carrier") -> dict[str, str]:
     """KEY=VALUE lines to a carrier; lenient like ``--traceparent-from``.
 
-    Comments, blank lines, ``export`` prefixes and quotes are accepted; other keys are ignored.
+    Comments, blank lines, ``export`` prefixes, quotes, CRLF line ends and a byte order mark
+    are accepted; other keys are ignored.
 
     Raises:
         CarrierError: If there is no valid TRACEPARENT.
     """
     values: dict[str, str] = {}
-    for raw in text.splitlines():
+    for raw in text.removeprefix("\ufeff").splitlines():
         line = raw.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
@@ -67,7 +68,7 @@ def read_carrier(path: str | os.PathLike[str]) -> dict[str, str]:
         CarrierError: If the file is missing or holds no valid TRACEPARENT.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise CarrierError(f"{path}: cannot read the traceparent file: {exc.strerror or exc}") from None
     return parse_carrier(text, str(path))

@@ -26,6 +26,7 @@ carrier=$1
 traceparent=""
 tracestate=""
 while IFS= read -r line || [[ -n $line ]]; do
+    line=${line#$'\xef\xbb\xbf'} # a byte order mark (Windows editors)
     line=${line%$'\r'}
     line=${line#export }
     key=${line%%=*}
@@ -45,14 +46,20 @@ done <"$carrier"
 [[ $traceparent =~ ^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$ ]] ||
     fail "$carrier: TRACEPARENT '$traceparent' is not a W3C traceparent"
 
-# Start on a fresh line if an earlier step left the file without a final newline.
+# Append the lines in one open with >> (never a replacement: a symlink, a device or a FIFO
+# stays what it is, and a symlink's target is what grows), starting on a fresh line if an
+# earlier step left the file without a final newline. Only a regular file is read back for
+# that: a FIFO's or a device's last byte is not there to read. A FIFO waits for its reader.
 append() {
-    local file=$1
+    local file=$1 unterminated=false
     shift
-    if [[ -s $file && -n $(tail -c 1 "$file") ]]; then
-        printf '\n' >>"$file"
+    if [[ -f $file && -s $file && -n $(tail -c 1 "$file") ]]; then
+        unterminated=true
     fi
-    printf '%s\n' "$@" >>"$file"
+    {
+        if $unterminated; then printf '\n'; fi
+        printf '%s\n' "$@"
+    } >>"$file"
 }
 
 env_lines=("TRACEPARENT=$traceparent")

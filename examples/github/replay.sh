@@ -49,8 +49,9 @@ if [[ -n ${INPUT_ARGS:-} ]]; then
     args+=("${extra[@]}")
 fi
 
-# A carrier left by an earlier run in a reused workspace must not be handed on.
-rm -f -- "$carrier"
+# A carrier left by an earlier run in a reused workspace must not be handed on. Only a regular
+# file is removed: never a device, a FIFO or a symlink someone put there.
+if [[ -f $carrier && ! -L $carrier ]]; then rm -f -- "$carrier"; fi
 status=0
 "${DBT_OTEL_REPLAY:-dbt-otel-replay}" "${args[@]}" || status=$?
 if [[ -f $carrier ]]; then
