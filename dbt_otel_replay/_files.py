@@ -6,11 +6,17 @@ device into a regular file. So a path is written *into* unless it names a regula
 (or nothing yet); only then is it replaced, atomically, so a reader sees either the old
 file or the whole new one. Symbolic links are followed and survive: the file they point
 to is what is written.
+
+The spill file is the one file two processes write at once (a replay appending what a
+collector refused while a ``resend`` drains it), so appending and re-sending hold the
+file's ``flock`` lock; an append that fails leaves the file exactly as it was.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
+import logging
 import os
 import stat
 import sys
@@ -21,6 +27,8 @@ from pathlib import Path
 from typing import TextIO
 
 from .errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 STDOUT = Path("-")
 """The path that means standard output."""
@@ -33,6 +41,12 @@ _MAX_LINKS = 40
 
 _WRITTEN_IN_PLACE = ("/proc/", "/dev/fd/")
 """Where paths are views of open files (``/dev/stdout`` leads here): written into, never renamed over."""
+
+_MAX_LOCK_TRIES = 64
+"""Times a lock is taken again because the file was replaced or deleted meanwhile, before giving up."""
+
+_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL)
+"""``flock`` errors of file systems without locks: the file is then used unlocked, as before locks."""
 
 
 def write_output(path: Path, text: str | Iterable[str], *, append: bool = False) -> None:
@@ -72,7 +86,9 @@ def open_output(path: Path, *, append: bool = False) -> Iterator[TextIO]:
     * A regular file or a new one: written to a temporary file beside it, which is renamed
       over it when the block ends without an error (keeping an existing file's mode and, as
       root, its owner), so a reader never sees half a file; the directory is created when
-      missing. With ``append``, opened for appending and synced to disk at the end instead.
+      missing. With ``append``, opened for appending under the file's lock (see :func:`locked`)
+      and synced to disk at the end instead; if anything fails, the file is cut back to the size
+      it had (a file the append created is deleted), so a full disk never leaves half a line.
 
     Args:
         path: The output.
@@ -98,20 +114,22 @@ def open_output(path: Path, *, append: bool = False) -> Iterator[TextIO]:
             yield handle
     elif append:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("a", encoding="utf-8") as handle:
+        with _append(path, target) as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
     else:
         with _replace(target, existing) as handle:
             yield handle
 
 
-def remove_output(path: Path) -> None:
+def remove_output(path: Path) -> bool:
     """Delete a file whose content has all been used (a re-sent spill file), if it is a regular file.
 
     Only the regular file is deleted: a symlink to it stays (a later spill through it
     recreates the file), and a device node or FIFO is never removed.
+
+    Returns:
+        Whether a file was deleted (False for a device node, a FIFO or nothing there), so
+        the caller says "removed" only when it is true.
 
     Raises:
         OSError: If the file cannot be deleted.
@@ -120,6 +138,39 @@ def remove_output(path: Path) -> None:
     existing = _stat(target)
     if not in_place and existing is not None and stat.S_ISREG(existing.st_mode):
         target.unlink()
+        return True
+    return False
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold the lock of the regular file a path names, from reading it to rewriting or deleting it.
+
+    A ``resend`` reads a spill file, sends it and then rewrites or deletes it; a replay
+    appending to the same file meanwhile would lose its spans with the deleted file. Appends
+    (:func:`open_output` with ``append``) take the same lock, so they wait for the rewrite
+    and then go to the file that is there after it (a new one if it was deleted).
+
+    Nothing is locked when the path names a device node, a FIFO or nothing (there is no
+    file to lose), or the file cannot be opened (the read that follows says why).
+
+    Args:
+        path: The file (symlinks are followed, as for writing).
+
+    Yields:
+        Nothing; the lock is held until the block ends.
+    """
+    target, in_place = _follow(path)
+    existing = _stat(target)
+    descriptor: int | None = None
+    if not in_place and existing is not None and stat.S_ISREG(existing.st_mode):
+        with suppress(OSError):  # missing since, or unreadable: the caller's read reports it
+            descriptor, _ = _open_locked(path, target, create=False)
+    try:
+        yield
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)  # releases the lock
 
 
 def refuse_inputs(path: Path | None, inputs: Iterable[Path | None]) -> None:
@@ -172,6 +223,97 @@ def _follow(path: Path) -> tuple[Path, bool]:
             return Path(current), False
         current = os.path.join(os.path.dirname(current), link)
     raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))
+
+
+@contextmanager
+def _append(path: Path, target: Path) -> Iterator[TextIO]:
+    """Append to a regular file under its lock; on any failure, cut it back to what it was.
+
+    A disk that fills up part way through a write leaves a line cut short, which would make
+    the whole spill file unreadable: the size before the append is restored instead (and a
+    file the append created is deleted), so the spans already saved stay re-sendable.
+    """
+    descriptor, created = _open_locked(path, target, create=True)
+    try:
+        size = os.fstat(descriptor).st_size
+        try:
+            with open(descriptor, "a", encoding="utf-8", closefd=False) as handle:
+                yield handle
+            os.fsync(descriptor)
+        except BaseException:
+            _cut_back(target, descriptor, size, created)
+            raise
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def _cut_back(target: Path, descriptor: int, size: int, created: bool) -> None:
+    """Undo a failed append (the lock is still held): the old size, or no file if it was new."""
+    with suppress(OSError):  # the append's own error is the one to report
+        if created and size == 0:
+            target.unlink()
+        else:
+            os.ftruncate(descriptor, size)
+            os.fsync(descriptor)
+
+
+def _open_locked(path: Path, target: Path, *, create: bool) -> tuple[int, bool]:
+    """Open a regular file (for appending when ``create``, else for reading) and lock it exclusively.
+
+    The lock is on the file, not the name: a resend that held it may have replaced or deleted
+    the file before letting go, so once locked, the name must still lead to the file locked,
+    else it is opened and locked again.
+
+    Returns:
+        The descriptor (closing it releases the lock) and whether this call created the file.
+
+    Raises:
+        OSError: If the file cannot be opened or locked.
+    """
+    for _ in range(_MAX_LOCK_TRIES):
+        descriptor, created = _open_regular(target, create=create)
+        try:
+            _lock(path, descriptor)
+            held = os.fstat(descriptor)
+            now = _stat(target)
+        except BaseException:
+            os.close(descriptor)
+            raise
+        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            return descriptor, created
+        os.close(descriptor)  # replaced or deleted while we waited: lock what is there now
+    raise OSError(errno.EAGAIN, "replaced by another process every time it was locked", str(path))
+
+
+def _open_regular(target: Path, *, create: bool) -> tuple[int, bool]:
+    """Open a file for appending (created if missing, and then said so) or for reading."""
+    if not create:
+        return os.open(target, os.O_RDONLY | os.O_CLOEXEC), False
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+    while True:
+        try:
+            return os.open(target, flags | os.O_CREAT | os.O_EXCL, 0o666), True
+        except FileExistsError:
+            pass
+        try:
+            return os.open(target, flags), False
+        except FileNotFoundError:
+            continue  # deleted in between (a resend finished): create it
+
+
+def _lock(path: Path, descriptor: int) -> None:
+    """Lock a file exclusively, saying so when another process holds it (a resend may take a while)."""
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.warning(
+                "%s: waiting for another dbt-otel-replay (a resend or a spill) to finish with it", path
+            )
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+    except OSError as exc:
+        if exc.errno not in _NO_LOCKS:
+            raise
 
 
 @contextmanager

@@ -500,7 +500,7 @@ def main() -> None:
 @_sending
 @_output
 @_dry_run("Print the span tree to stdout")
-@_spill("TARGET_DIR/otel-replay-unsent.json")
+@_spill("TARGET_DIR/otel-replay-unsent.json, else a user cache or temporary directory")
 @_propagation
 @_content
 @_format("The summary as text on stderr, or as one versioned JSON document on stdout.")

@@ -7,20 +7,25 @@ Airflow task or any Python program.
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
-from collections.abc import Mapping
+import stat
+import tempfile
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
-from ._files import refuse_inputs, remove_output
+from ._files import locked, refuse_inputs, remove_output
 from .artifacts import load_artifacts
 from .errors import ConfigError, ExportError
 from .export.config import ExportConfig, resolve_export_config
 from .export.convert import convert
 from .export.deliver import Delivery, deliver
 from .export.encoders import ENCODERS
-from .export.file import STDOUT, append_otlp_json, read_otlp_json, write_lines, write_otlp_json
+from .export.file import STDOUT, append_otlp_json, read_spill, write_lines, write_otlp_json
 from .export.otlp_json import iter_otlp_json_lines
 from .export.requests import EncodedRequest, Encoding
 from .export.transport import encoding_for
@@ -30,7 +35,11 @@ from .propagation import CARRIER_FILENAME, write_carrier
 DEFAULT_SERVICE_NAME = "dbt"
 SERVICE_NAME_KEY = "service.name"
 SPILL_FILENAME = "otel-replay-unsent.json"
-"""The spill file's name in the target directory."""
+"""The spill file's name in the target directory (and in the fallback directories)."""
+FALLBACK_DIRNAME = "dbt-otel-replay"
+"""The spill file's directory in the user's cache directory when TARGET_DIR cannot take it."""
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,8 +55,10 @@ class ReplayOptions:
         traceparent_to: Where to write the carrier file (default TARGET_DIR/traceparent;
             ``Path("-")`` for stdout).
         resource: Resource attributes (see :func:`resource_attributes`).
-        spill: Where spans the collector did not accept are appended as OTLP/JSON
-            (default TARGET_DIR/otel-replay-unsent.json).
+        spill: Where spans the collector did not accept are appended as OTLP/JSON (by default
+            TARGET_DIR/otel-replay-unsent.json, or when that cannot be written, the same name in
+            the user's cache directory, else in a private directory of the temporary directory:
+            see :func:`spill_places`; a path given here is the only one tried).
         extra_outputs: Files the caller writes after the replay (the CLI's --html report),
             refused up front like the others when they name an input artifact.
     """
@@ -75,7 +86,8 @@ class ReplayResult:
         destination: Where the spans went, in words.
         delivery: The collector's acceptance, when sent over OTLP.
         traceparent_path: Where the carrier file was written, if it was.
-        spill_path: Where the spans not delivered were saved, if any were.
+        spill_path: Where the spans not delivered were saved, if any were (a fallback when the
+            default place could not be written; None when they could not be saved anywhere).
         failure: Why delivery failed; the trace context was still handed on, since the
             spilled spans, re-sent later, keep their ids.
         inputs: The artifacts read (run_results.json, and the manifest when one was used),
@@ -100,11 +112,16 @@ class ResendResult:
         path: The spill file.
         delivery: What the collector accepted.
         failure: Why some spans are still not delivered (they stay in the file).
+        removed: Whether the file was deleted (every span delivered, and a regular file: a
+            device node or a FIFO is never deleted).
+        warnings: Remarks about the file, such as a last line cut short that was skipped.
     """
 
     path: Path
     delivery: Delivery
     failure: ExportError | None = None
+    removed: bool = False
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -195,11 +212,13 @@ def replay(target: Path, options: ReplayOptions) -> ReplayResult:
             delivery = deliver(encode(plan, options.resource), config)  # encoded while sent
             destination = _describe(delivery, config)
             if not delivery.complete:
-                spill = spill_to
-                failure = _spill(delivery, spill)
+                # an explicit --spill is the only place tried: whoever named a file must learn it failed
+                places = (spill_to,) if options.spill is not None else spill_places(spill_to)
+                message, spill = _save(delivery, places)
+                failure = ExportError(message, sent=delivery.accepted, total=delivery.total)
     except ExportError as exc:
         failure, destination = exc, f"NOT written: {exc}"
-    _hand_on(plan, carrier)
+    _hand_on(plan, carrier, destination, failure)
     return ReplayResult(plan, warnings, destination, delivery, carrier, spill, failure, inputs)
 
 
@@ -207,7 +226,10 @@ def resend(path: Path, config: ExportConfig | None = None) -> ResendResult:
     """Re-send a spill file; keep in it only what is still not accepted (delete it when empty).
 
     Span ids are deterministic, so re-sending spans a collector already has adds
-    no duplicates in content.
+    no duplicates in content. The file's lock is held from the read to the rewrite or
+    deletion, so a replay spilling into it meanwhile waits, then appends to what is left
+    (nothing appended is deleted unsent). A last line cut short by a write that failed part
+    way is skipped with a warning, and the rest is sent.
 
     Args:
         path: A spill file (or any OTLP/JSON lines file, such as --output wrote).
@@ -219,17 +241,21 @@ def resend(path: Path, config: ExportConfig | None = None) -> ResendResult:
     Raises:
         ArtifactError: If the file is missing or not OTLP/JSON.
     """
-    requests = read_otlp_json(path)  # all of it first: a bad line is reported before anything is sent
-    config = config or resolve_export_config()
-    encoding = encoding_for(config.protocol)
-    delivery = deliver((convert(r, encoding) for r in requests), config)  # each converted while one is sent
-    if delivery.complete:
-        remove_output(path)  # a regular file only: never a device, a FIFO or the link to the file
-        return ResendResult(path, delivery)
-    try:
-        write_otlp_json(delivery.unsent, path)
-    except ExportError as exc:
-        return ResendResult(path, delivery, exc)
+    with locked(path):  # from the read to the rewrite: a spill appended meanwhile would be deleted unsent
+        content = read_spill(path)  # all of it first: a bad line is reported before anything is sent
+        warnings = () if content.skipped is None else (content.skipped,)
+        for warning in warnings:
+            logger.warning("%s", warning)
+        config = config or resolve_export_config()
+        encoding = encoding_for(config.protocol)
+        delivery = deliver((convert(r, encoding) for r in content.requests), config)  # converted while sent
+        if delivery.complete:
+            removed = remove_output(path)  # a regular file only: never a device, a FIFO or the link to it
+            return ResendResult(path, delivery, removed=removed, warnings=warnings)
+        try:
+            write_otlp_json(delivery.unsent, path)
+        except ExportError as exc:
+            return ResendResult(path, delivery, exc, warnings=warnings)
     kept = sum(r.spans for r in delivery.unsent)
     return ResendResult(
         path,
@@ -239,6 +265,7 @@ def resend(path: Path, config: ExportConfig | None = None) -> ResendResult:
             sent=delivery.accepted,
             total=delivery.total,
         ),
+        warnings=warnings,
     )
 
 
@@ -249,38 +276,104 @@ def _describe(delivery: Delivery, config: ExportConfig) -> str:
     return f"NOT all delivered to {delivery.endpoint}: {delivery.accepted} of {delivery.total} spans accepted"
 
 
-def _spill(delivery: Delivery, spill: Path) -> ExportError:
-    return ExportError(save_unsent(delivery, spill), sent=delivery.accepted, total=delivery.total)
-
-
 def save_unsent(delivery: Delivery, spill: Path) -> str:
     """Append what the collector did not accept to a spill file, and say so in one sentence.
 
     Args:
         delivery: A delivery that was not complete.
-        spill: The spill file (appended to, so it can collect several runs).
+        spill: The spill file (appended to, so it can collect several runs); the only place
+            tried, since the user named it.
 
     Returns:
         The collector's problem, then where the spans went (or that they could not be saved).
     """
+    return _save(delivery, (spill,))[0]
+
+
+def spill_places(default: Path) -> tuple[Path, ...]:
+    """Where the spill file goes, in the order tried, when the user named none.
+
+    TARGET_DIR can be read-only (an archive, a container's mounted volume) or full; spans
+    that could be saved elsewhere must not be lost for it. So after the default come the
+    user's cache directory ($XDG_CACHE_HOME/dbt-otel-replay, else ~/.cache/dbt-otel-replay),
+    then a directory of this user's own in the temporary directory ($TMPDIR, else /tmp ...:
+    :func:`tempfile.gettempdir`); the error line names the one used. Fallback directories are
+    made for this user alone (mode 0700), and refused when they are a symlink, someone else's,
+    or writable by everyone. Worked out only when the default failed (``gettempdir`` probes).
+
+    Args:
+        default: TARGET_DIR/otel-replay-unsent.json.
+
+    Returns:
+        The spill files to try, the default first.
+    """
+    places = [default]
+    cache = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(cache):  # the XDG spec: a relative value is ignored
+        places.append(Path(cache) / FALLBACK_DIRNAME / SPILL_FILENAME)
+    else:
+        with suppress(RuntimeError, KeyError):  # no home directory to be found
+            places.append(Path.home() / ".cache" / FALLBACK_DIRNAME / SPILL_FILENAME)
+    temporary = Path(tempfile.gettempdir()) / f"{FALLBACK_DIRNAME}-{os.geteuid()}"
+    places.append(temporary / SPILL_FILENAME)
+    return tuple(places)
+
+
+def _save(delivery: Delivery, places: Sequence[Path]) -> tuple[str, Path | None]:
+    """Append the unsent requests to the first place that takes them; say where, or that they are LOST.
+
+    A failed append leaves a file as it was, so trying the next place never duplicates spans.
+    """
     unsent = sum(r.spans for r in delivery.unsent)
     reason = delivery.problems[0] if delivery.problems else "not accepted"
-    try:
-        append_otlp_json(delivery.unsent, spill)
-    except OSError as exc:
-        return f"{reason}; and {unsent} spans are LOST: cannot write {spill}: {exc.strerror or exc}"
-    return f"{reason}; {unsent} spans saved to {spill}: re-send them with `dbt-otel-replay resend {spill}`"
+    refused: list[str] = []
+    for index, place in enumerate(places):
+        try:
+            if index:  # a fallback: in a directory of this user's own
+                _private_directory(place.parent)
+            append_otlp_json(delivery.unsent, place)
+        except OSError as exc:
+            refused.append(f"{place}: {exc.strerror or exc}")
+            continue
+        saved = (
+            f"{reason}; {unsent} spans saved to {place}: re-send them with `dbt-otel-replay resend {place}`"
+        )
+        return (f"{saved} (cannot write {'; nor '.join(refused)})" if refused else saved), place
+    return f"{reason}; and {unsent} spans are LOST: cannot write {'; nor '.join(refused)}", None
+
+
+def _private_directory(directory: Path) -> None:
+    """Make (or check) a fallback spill directory of this user's own.
+
+    The temporary directory is shared by every user: another could have made the directory,
+    or a symlink by its name, to read the spans or have them appended to a file of their choosing.
+
+    Raises:
+        OSError: If it cannot be made, or is a symlink, someone else's, or writable by everyone.
+    """
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & stat.S_IWOTH:
+        raise OSError(errno.EPERM, "not a directory of this user's alone", str(directory))
 
 
 def _carrier_path(target_dir: Path, explicit: Path | None) -> Path:
     return explicit if explicit is not None else target_dir / CARRIER_FILENAME
 
 
-def _hand_on(plan: Plan, carrier: Path) -> None:
+def _hand_on(plan: Plan, carrier: Path, destination: str, failure: ExportError | None) -> None:
+    """Write the carrier file; if it cannot be written, the error still says what became of the spans.
+
+    The error replaces the export's outcome as the one line a caller prints, so a delivery
+    failure (with where the spans were saved, or that they are LOST) must travel in it.
+    """
     try:  # a file, or "-" for stdout, a device, a FIFO or a symlink (see _files.open_output)
         write_carrier(carrier, plan.context)
     except OSError as exc:
-        raise ExportError(f"{carrier}: cannot write the traceparent file: {exc.strerror or exc}") from None
+        problem = f"{carrier}: cannot write the traceparent file: {exc.strerror or exc}"
+        if failure is None:
+            raise ExportError(f"{problem}; the trace was {destination}") from None
+        raise ExportError(f"{problem}; and {failure}", sent=failure.sent, total=failure.total) from None
 
 
 def resource_attributes(

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.support.cli import fixture_target
 from tests.support.collector import RotelCollector
 from tests.support.receiver import OtlpReceiver
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Path:
+    """A copy of the fixture build's target directory (run_results.json and manifest.json)."""
+    return fixture_target(tmp_path / "target")
+
 
 # --------------------------------------------------------------------------- #
 # OTLP test harness: a real in-process receiver and the real rotel collector.

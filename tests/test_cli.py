@@ -10,25 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from dbt_otel_replay.cli import main
+from tests.support.cli import run_cli as run
 from tests.support.contract import copy_pair, from_otlp_json_lines
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts"
 UPSTREAM = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-
-@pytest.fixture
-def target(tmp_path: Path) -> Path:
-    directory = tmp_path / "target"
-    copy_pair(FIXTURES / "build", directory)
-    return directory
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> Result:
-    base = {"TRACEPARENT": "", "TRACESTATE": "", "OTEL_SERVICE_NAME": "", "OTEL_RESOURCE_ATTRIBUTES": ""}
-    return CliRunner().invoke(main, list(args), env={**base, **(env or {})})
 
 
 def closed_port() -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dbt_otel_replay.errors import ConfigError
-from dbt_otel_replay.export.config import Protocol, parse_header, resolve_export_config
+from dbt_otel_replay.export.config import ExportConfig, Protocol, parse_header, resolve_export_config
 from dbt_otel_replay.replay import resource_attributes
 
 
@@ -94,3 +94,198 @@ def test_service_name_precedence() -> None:
     )
     with pytest.raises(ConfigError):
         resource_attributes(environ={"OTEL_RESOURCE_ATTRIBUTES": "broken"})
+
+
+def test_header_flag_splits_at_its_first_separator() -> None:
+    # a base64 token ends in "=": the colon form must not make "authorization: bearer abc" a header name
+    assert parse_header("Authorization: Bearer abc=") == ("authorization", "Bearer abc=")
+    assert parse_header("x-api-key: a=b") == ("x-api-key", "a=b")
+    assert parse_header("x-api-key=a:b") == ("x-api-key", "a:b")
+    with pytest.raises(ConfigError, match="--header takes KEY=VALUE"):
+        parse_header("=value")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "shown"),
+    [
+        ("https://collector:4318/v1/traces?api_key=SEKRIT", "https://collector:4318/v1/traces?[REDACTED]"),
+        ("https://user:SEKRIT@collector:4318/x?k=SEKRIT&b=1", "https://collector:4318/x?[REDACTED]"),
+        ("http://user:SEKRIT@[::1]:4318/v1/traces", "http://[::1]:4318/v1/traces"),
+        ("http://collector:4318/v1/traces", "http://collector:4318/v1/traces"),
+        ("http://collector:4318/v1/traces?", "http://collector:4318/v1/traces?"),
+    ],
+)
+def test_the_displayed_endpoint_has_no_query_and_no_credentials(endpoint: str, shown: str) -> None:
+    assert resolve_export_config(endpoint=endpoint, environ={}).display_endpoint == shown
+
+
+def test_a_grpc_target_without_a_scheme_is_displayed_without_credentials() -> None:
+    config = resolve_export_config(endpoint="user:SEKRIT@collector:4317", protocol="grpc", environ={})
+    assert config.display_endpoint == "collector:4317"
+
+
+def test_an_endpoint_without_a_scheme_is_refused_without_its_secrets() -> None:
+    with pytest.raises(ConfigError) as raised:
+        resolve_export_config(endpoint="user:SEKRIT@collector:4318/v1/traces?key=SEKRIT", environ={})
+    assert "SEKRIT" not in str(raised.value)
+    assert "'collector:4318/v1/traces?[REDACTED]' needs a scheme" in str(raised.value)
+
+
+SECRET = "SEKRIT-0123456789"
+
+
+@pytest.mark.parametrize(
+    ("protocol", "env", "flags", "message"),
+    [
+        (
+            "http/protobuf",
+            {"OTEL_EXPORTER_OTLP_HEADERS": f"x-api-key={SECRET}%0A"},
+            [],
+            "OTEL_EXPORTER_OTLP_HEADERS: the value of header 'x-api-key' has a line break, "
+            "which an HTTP header cannot carry (the value is not shown)",
+        ),
+        (
+            "grpc",
+            {"OTEL_EXPORTER_OTLP_TRACES_HEADERS": f"x-api-key={SECRET}%0D"},
+            [],
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS: the value of header 'x-api-key' has a line break, "
+            "which gRPC metadata (printable ASCII only) cannot carry (the value is not shown)",
+        ),
+        (
+            "http/json",
+            {},
+            [("x-api-key", f"{SECRET}\0")],
+            "--header: the value of header 'x-api-key' has a NUL character, which an HTTP header cannot",
+        ),
+        (
+            "http/protobuf",
+            {},
+            [("x-api-key", f"{SECRET}\x1b[2J")],
+            "--header: the value of header 'x-api-key' has a control character",
+        ),
+        (
+            "http/protobuf",
+            {},
+            [("x-api-key", f"{SECRET}\u20ac")],
+            "--header: the value of header 'x-api-key' has a character outside Latin-1",
+        ),
+        ("grpc", {}, [("x-api-key", f"{SECRET}\u00e9")], "has a non-ASCII character, which gRPC metadata"),
+        (
+            "http/protobuf",
+            {},
+            [("x-api-key", f" {SECRET}")],
+            "--header: the value of header 'x-api-key' starts with a space or a tab, which an HTTP header "
+            "cannot carry (the value is not shown)",
+        ),
+        ("grpc", {}, [("x-api-key", f"{SECRET}\tx")], "has a tab, which gRPC metadata"),
+        (
+            "http/protobuf",
+            {},
+            [("authorization bearer", SECRET)],
+            "--header: header name 'authorization...' has a space: HTTP header names are letters, digits "
+            "and !#$%&'*+-.^_`|~ only",
+        ),
+        (
+            "grpc",
+            {"OTEL_EXPORTER_OTLP_HEADERS": f"x!key={SECRET}"},
+            [],
+            "OTEL_EXPORTER_OTLP_HEADERS: header name 'x...' has the character '!': gRPC metadata keys are "
+            "lowercase letters, digits, '-', '_' and '.' only",
+        ),
+        (
+            "http/protobuf",
+            {},
+            [("\u00e9t\u00e9", SECRET)],
+            "--header: a header name has a non-ASCII character",
+        ),
+        (
+            "grpc",
+            {},
+            [("x-token-bin", f"{SECRET}!")],
+            "--header: header 'x-token-bin' is binary gRPC metadata (its name ends in -bin), so its value "
+            "must be base64 (the value is not shown)",
+        ),
+    ],
+)
+def test_headers_the_protocol_cannot_carry_are_refused_by_name_never_by_value(
+    protocol: str, env: dict[str, str], flags: list[tuple[str, str]], message: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        resolve_export_config(protocol=protocol, headers=flags, environ=env)
+    assert message in str(raised.value)
+    assert SECRET not in str(raised.value)
+
+
+def test_a_header_given_by_the_flag_replaces_an_unusable_one_of_the_variables() -> None:
+    env = {"OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=bad%0Avalue"}
+    config = resolve_export_config(headers=[("x-api-key", "good")], environ=env)
+    assert config.headers == (("x-api-key", "good"),)
+
+
+def test_a_config_made_directly_refuses_what_the_protocol_cannot_carry() -> None:
+    with pytest.raises(ConfigError, match=r"^headers: the value of header 'x-api-key' has a line break"):
+        ExportConfig("http://localhost:4318/v1/traces", headers=(("x-api-key", "a\nb"),))
+    with pytest.raises(ConfigError, match="must be base64"):
+        ExportConfig("http://localhost:4317", Protocol.GRPC, headers=(("x-token-bin", "no base64!"),))
+
+
+def test_a_variables_item_without_equals_is_not_printed_past_a_colon_or_a_space() -> None:
+    with pytest.raises(ConfigError) as raised:
+        resolve_export_config(environ={"OTEL_EXPORTER_OTLP_HEADERS": f"x-api-key:{SECRET}"})
+    assert str(raised.value) == "OTEL_EXPORTER_OTLP_HEADERS: 'x-api-key...' is not a key=value header"
+    with pytest.raises(ConfigError) as raised:
+        resolve_export_config(environ={"OTEL_EXPORTER_OTLP_HEADERS": f"Bearer {SECRET}"})
+    assert SECRET not in str(raised.value)
+
+
+def test_binary_metadata_is_base64_decoded_for_grpc_and_sent_as_given_over_http() -> None:
+    grpc_config = resolve_export_config(
+        protocol="grpc",
+        headers=[("x-token-bin", "AAH/"), ("x-unpadded-bin", "AAE"), ("x-team", "a")],
+        environ={},
+    )
+    assert grpc_config.grpc_metadata == (
+        ("x-token-bin", b"\x00\x01\xff"),
+        ("x-unpadded-bin", b"\x00\x01"),
+        ("x-team", "a"),
+    )
+    http_config = resolve_export_config(headers=[("x-token-bin", "not base64, but HTTP")], environ={})
+    assert http_config.headers == (("x-token-bin", "not base64, but HTTP"),)
+
+
+def test_redact_replaces_every_configured_secret_in_every_written_form() -> None:
+    config = resolve_export_config(
+        endpoint="https://apiuser:passw0rd@collector:4318/v1/traces?api_key=qu3ry+key&region=eu",
+        headers=[
+            ("authorization", "Bearer tok3n/with+chars"),
+            ("x-api-key", "SEKRIT value"),
+            ("x-tenant", "1"),
+            ("x-token-bin", "c2VjcmV0LWJ5dGVz"),
+        ],
+        environ={},
+    )
+    said = (
+        "got Bearer tok3n/with+chars; token tok3n%2Fwith%2Bchars; key SEKRIT%20value or SEKRIT+value; "
+        "url /v1/traces?api_key=qu3ry+key&region=eu, value qu3ry key; login apiuser:passw0rd; "
+        "bin c2VjcmV0LWJ5dGVz = secret-bytes; rejected 1 of 10"
+    )
+    assert config.redact(said) == (
+        "got [REDACTED]; token [REDACTED]; key [REDACTED] or [REDACTED]; "
+        "url /v1/traces?[REDACTED], value [REDACTED]; login [REDACTED]:[REDACTED]; "
+        "bin [REDACTED] = [REDACTED]; rejected 1 of 10"
+    ), "values shorter than 4 characters (a tenant id) are left: they guard nothing"
+    assert resolve_export_config(environ={}).redact("nothing configured") == "nothing configured"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "protocol", "problem"),
+    [
+        ("http://[::1", "http/protobuf", "Invalid IPv6 URL"),
+        ("http://localhost:99999", "http/protobuf", "Port out of range"),
+        ("http://localhost:abc", "http/json", "Port could not be cast"),
+        ("localhost:99999", "grpc", "Port out of range"),
+    ],
+)
+def test_an_endpoint_that_is_no_url_is_a_usage_error(endpoint: str, protocol: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=f"is not a URL: {problem}"):
+        resolve_export_config(endpoint=endpoint, protocol=protocol, environ={})

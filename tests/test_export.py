@@ -207,3 +207,90 @@ def test_the_next_request_is_encoded_while_one_is_on_the_wire(
     assert not transport.closed, "a transport the caller passed in stays open for the next run"
     assert deliver(encode_requests(PLAN, {"service.name": "dbt"}), config, transport=transport).complete
     transport.close()
+
+
+SECRET = "SEKRIT/k3y+v4lue"
+"""A header value with characters a collector's echo may percent-encode."""
+
+
+@pytest.mark.parametrize(
+    ("protocol", "failure"),
+    [
+        ("grpc", {"grpc_code": grpc.StatusCode.UNAUTHENTICATED}),
+        ("http/protobuf", {"http_status": 401}),
+        ("http/json", {"http_status": 403}),
+    ],
+)
+def test_a_collector_echoing_a_header_value_is_redacted(
+    otlp_receiver: OtlpReceiver, protocol: str, failure: dict[str, object]
+) -> None:
+    echo = f"bad key {SECRET}, encoded SEKRIT%2Fk3y%2Bv4lue, in the token Bearer t0ken-0123456789"
+    otlp_receiver.fail_next(1, message=echo, **failure)  # type: ignore[arg-type]
+    config = resolve_export_config(
+        endpoint=endpoint_for(otlp_receiver, protocol),
+        protocol=protocol,
+        headers=[("x-api-key", SECRET), ("authorization", "Bearer t0ken-0123456789")],
+        environ={},
+    )
+    delivery = deliver(encode_requests(PLAN, {"service.name": "dbt"}), config)
+    (problem,) = delivery.problems
+    assert "bad key [REDACTED], encoded [REDACTED], in the token [REDACTED]" in problem
+    assert "SEKRIT" not in problem and "t0ken" not in problem
+    assert otlp_receiver.attempts[0].headers["x-api-key"] == SECRET, "sent as configured"
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf", "http/json"])
+def test_partial_success_messages_and_retry_lines_are_redacted(
+    otlp_receiver: OtlpReceiver, protocol: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    otlp_receiver.fail_next(1, grpc_code=grpc.StatusCode.UNAVAILABLE, message=f"busy with {SECRET}")
+    otlp_receiver.partial_success(rejected=2, message=f"x-api-key {SECRET} may not send")
+    config = resolve_export_config(
+        endpoint=endpoint_for(otlp_receiver, protocol),
+        protocol=protocol,
+        headers=[("x-api-key", SECRET)],
+        environ={},
+    )
+    delivery = deliver(encode_requests(PLAN, {"service.name": "dbt"}), config, sleep=lambda _: None)
+    assert delivery.accepted == TOTAL - 2
+    assert delivery.problems[0].endswith("in request 1: x-api-key [REDACTED] may not send")
+    assert "retrying in" in caplog.text and "SEKRIT" not in caplog.text
+    if protocol == "grpc":
+        assert "UNAVAILABLE: busy with [REDACTED]; retrying" in caplog.text
+
+
+def test_a_warning_only_partial_success_is_logged_redacted(
+    otlp_receiver: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    otlp_receiver.partial_success(rejected=0, message=f"deprecated key {SECRET}")
+    config = resolve_export_config(
+        endpoint=otlp_receiver.grpc_endpoint, protocol="grpc", headers=[("x-api-key", SECRET)], environ={}
+    )
+    assert deliver(encode_requests(PLAN, {"service.name": "dbt"}), config).complete
+    assert "the collector says: deprecated key [REDACTED]" in caplog.text and "SEKRIT" not in caplog.text
+
+
+def test_an_http_library_error_quoting_the_url_shows_no_query_and_no_password() -> None:
+    # requests quotes the whole URL when it has no adapter for the scheme
+    config = resolve_export_config(
+        endpoint="ftp://apiuser:passw0rd@127.0.0.1:1/v1/traces?api_key=qu3rySEKRIT", environ={}
+    )
+    delivery = deliver(encode_requests(PLAN, {"service.name": "dbt"}), config)
+    (problem,) = delivery.problems
+    assert problem.startswith("ftp://127.0.0.1:1/v1/traces?[REDACTED]: HTTP request failed: ")
+    assert "qu3rySEKRIT" not in problem and "passw0rd" not in problem and "apiuser" not in problem
+    assert delivery.endpoint == "ftp://127.0.0.1:1/v1/traces?[REDACTED]"
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_binary_metadata_reaches_the_collector(otlp_receiver: OtlpReceiver, protocol: str) -> None:
+    config = resolve_export_config(
+        endpoint=endpoint_for(otlp_receiver, protocol),
+        protocol=protocol,
+        headers=[("x-token-bin", "AAH/Ymlu")],
+        environ={},
+    )
+    assert deliver(encode_requests(PLAN, {"service.name": "dbt"}), config).complete
+    # gRPC carries the bytes (the receiver shows them in hex); HTTP the base64 text as given
+    expected = "0001ff62696e" if protocol == "grpc" else "AAH/Ymlu"
+    assert otlp_receiver.headers[0]["x-token-bin"] == expected

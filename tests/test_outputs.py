@@ -47,11 +47,6 @@ INPUT_REFUSED = "is an input artifact of this run; refusing to overwrite it"
 # --------------------------------------------------------------------------- #
 
 
-@pytest.fixture
-def target(tmp_path: Path) -> Path:
-    return copy_pair(FIXTURES / "build", tmp_path / "target")
-
-
 def null_device(directory: Path, name: str = "null") -> Path:
     """A null device node of our own (major 1, minor 3) inside a temporary directory."""
     if os.geteuid() != 0:

@@ -34,7 +34,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from dbt_otel_replay.cli import main
-from tests.support.contract import copy_pair
 from tests.support.receiver import OtlpReceiver
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -90,14 +89,6 @@ def check_schema(schema: str, path: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         check=False,
     )
-
-
-@pytest.fixture
-def target(tmp_path: Path) -> Path:
-    """A copy of the fixture run's target directory."""
-    directory = tmp_path / "target"
-    copy_pair(FIXTURE_BUILD, directory)
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ import pytest
 from click.testing import CliRunner
 
 from dbt_otel_replay.cli import main
-from tests.support.contract import copy_pair
 from tests.support.receiver import OtlpReceiver
 from tests.support.tls import OPENSSL, TlsFiles, make_tls_files
 
@@ -68,13 +67,6 @@ def tls_receiver(tls_files: TlsFiles) -> Iterator[OtlpReceiver]:
 def mtls_receiver(tls_files: TlsFiles) -> Iterator[OtlpReceiver]:
     with OtlpReceiver(tls=tls_files.server_tls(mutual=True)) as receiver:
         yield receiver
-
-
-@pytest.fixture
-def target(tmp_path: Path) -> Path:
-    directory = tmp_path / "target"
-    copy_pair(BUILD, directory)
-    return directory
 
 
 def expected_spans() -> int:

@@ -8,11 +8,13 @@ tool no longer prints, or a row without a scenario, fails the test.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
 import shutil
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -184,6 +186,19 @@ SCENARIOS: dict[str, Callable[[Path, OtlpReceiver], Outcome]] = {
         "https://127.0.0.1:1",
         env={"OTEL_EXPORTER_OTLP_CERTIFICATE": str(tmp / "missing-ca.pem")},
     ),
+    "OTEL_EXPORTER_OTLP_HEADERS: the value of header '...' has a line break, which an HTTP header cannot "
+    "carry (the value is not shown)": lambda tmp, _: cli(
+        str(target(tmp)), env={"OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=SEKRIT%0A"}
+    ),
+    "--header: header '...' is binary gRPC metadata (its name ends in -bin), so its value must be base64 "
+    "(the value is not shown)": lambda tmp, _: cli(
+        str(target(tmp)), "--protocol", "grpc", "--header", "x-token-bin=not base64!"
+    ),
+    "endpoint '...' is not a URL: Port out of range 0-65535": lambda tmp, _: cli(
+        str(target(tmp)), "--endpoint", "http://localhost:99999"
+    ),
+    "HTTP 307: redirected to ..., not followed: exports and their headers go only to the configured "
+    "endpoint (set it to the new address if you trust it)": lambda tmp, _: _redirected(tmp),
     "cannot reach the collector: ... (gave up after N attempts in S s; see --timeout); M spans saved to "
     "FILE: re-send them with `dbt-otel-replay resend FILE`": lambda tmp, _: cli(
         str(target(tmp)), "--endpoint", f"http://127.0.0.1:{free_port()}", "--timeout", "1"
@@ -193,6 +208,9 @@ SCENARIOS: dict[str, Callable[[Path, OtlpReceiver], Outcome]] = {
     "HTTP 401: ...": lambda tmp, receiver: _failing(tmp, receiver, "http/protobuf"),
     "gRPC UNAUTHENTICATED: ...": lambda tmp, receiver: _failing(tmp, receiver, "grpc"),
     "the collector rejected N of M spans in request K: ...": lambda tmp, receiver: _partial(tmp, receiver),
+    "... M spans saved to FILE: re-send them with `dbt-otel-replay resend FILE` (cannot write PATH: ...)": (
+        lambda tmp, _: _unwritable_target(tmp)
+    ),
     "... and N spans are LOST: cannot write FILE: ...": lambda tmp, _: cli(
         str(target(tmp)),
         "--endpoint",
@@ -203,6 +221,44 @@ SCENARIOS: dict[str, Callable[[Path, OtlpReceiver], Outcome]] = {
         str(_file(tmp / "a-file", "") / "spill.json"),
     ),
 }
+
+
+def _redirected(tmp: Path) -> Outcome:
+    """A loopback server that answers every export with a 307 to another loopback port."""
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(307)
+            self.send_header("Location", f"http://127.0.0.1:{free_port()}/v1/traces?key=x")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            return cli(str(target(tmp)), "--endpoint", f"http://127.0.0.1:{server.server_port}")
+        finally:
+            server.shutdown()
+
+
+def _unwritable_target(tmp: Path) -> Outcome:
+    """A dead collector and a TARGET_DIR whose spill path cannot be written (a directory is in the
+    way, which stops root too): the spans go to the user cache, which the error line names."""
+    directory = target(tmp)
+    (directory / "otel-replay-unsent.json").mkdir()
+    cache = tmp / "cache"
+    return cli(
+        str(directory),
+        "--endpoint",
+        f"http://127.0.0.1:{free_port()}",
+        "--timeout",
+        "0.5",
+        env={"XDG_CACHE_HOME": str(cache)},
+    )
 
 
 def _fifo(path: Path) -> Path:

@@ -7,11 +7,15 @@ variable, then the generic ``OTEL_EXPORTER_OTLP_*`` one, then the default.
 
 from __future__ import annotations
 
+import base64
 import os
+import re
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, quote_plus, unquote, urlsplit
 
 from ..errors import ConfigError
 from .transport import Protocol as Protocol  # re-exported: the protocol is a setting, named here too
@@ -25,6 +29,22 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 
 DEFAULT_PROTOCOL = Protocol.HTTP_PROTOBUF
 """OpenTelemetry's specified default for OTEL_EXPORTER_OTLP_PROTOCOL."""
+
+REDACTED = "[REDACTED]"
+"""What a secret (a header value, the endpoint's query or credentials) is shown as."""
+MIN_SECRET_CHARS = 4
+"""Shorter values (a tenant id such as ``1``) are not redacted: they guard nothing, and replacing
+every ``1`` in a collector's message would garble it."""
+MIN_SECRET_WORD_CHARS = 8
+"""A word of a value this long is redacted on its own too: the token of ``Bearer TOKEN``."""
+BINARY_SUFFIX = "-bin"
+"""gRPC metadata whose key ends so carries bytes, written in base64 (gRPC over HTTP/2)."""
+_HTTP_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~")
+"""RFC 9110's token characters: what an HTTP field name is made of."""
+_GRPC_KEY_CHARS = frozenset(string.ascii_lowercase + string.digits + "-_.")
+"""What gRPC accepts in a metadata key (lowercase ASCII)."""
+_REQUOTE_SAFE = "!#$%&'()*+,/:;=?@[]~"
+"""The characters requests leaves unquoted in a URL it re-quotes, so a query is found in its messages."""
 
 
 @dataclass(frozen=True)
@@ -53,15 +73,187 @@ class ExportConfig:
     client_certificate: Path | None = None
     compression: str | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse headers the protocol cannot carry, so a config that exists can be sent."""
+        for name, value in self.headers:
+            check_header(name, value, self.protocol, "headers")
+
     @property
     def display_endpoint(self) -> str:
-        """The endpoint without any user:password part, for logs and the summary."""
-        parts = urlsplit(self.endpoint)
-        if parts.username or parts.password:
-            host = parts.hostname or ""
-            netloc = f"{host}:{parts.port}" if parts.port else host
-            return parts._replace(netloc=netloc).geturl()
-        return self.endpoint
+        """The endpoint without user:password, its query as ``?[REDACTED]``: either may hold a token.
+
+        Every message, log line, summary and ledger row shows this, never ``endpoint``.
+        """
+        return display_url(self.endpoint)
+
+    @property
+    def grpc_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        """The headers as gRPC metadata: a ``-bin`` key's base64 value decoded into the bytes gRPC wants."""
+        return tuple(
+            (name, _binary(value) if name.endswith(BINARY_SUFFIX) else value) for name, value in self.headers
+        )
+
+    def redact(self, text: str) -> str:
+        """Outside text (a collector's message, an HTTP library's error) without this config's secrets.
+
+        Header values (also percent-encoded), the endpoint's query and its user:password become
+        ``[REDACTED]``: collectors echo what they were sent, and the tool must not print it.
+
+        Args:
+            text: The text, as the collector or library gave it.
+
+        Returns:
+            The text without any configured secret.
+        """
+        return text if self._secrets is None else self._secrets.sub(REDACTED, text)
+
+    @cached_property
+    def _secrets(self) -> re.Pattern[str] | None:
+        """One pattern of every secret in every written form, longest first (so a whole value wins)."""
+        found: set[str] = set()
+        for name, value in self.headers:
+            found.update(_long_enough([value, *_binary_text(name, value)]))
+            found.update(word for word in value.split() if len(word) >= MIN_SECRET_WORD_CHARS)
+        parts = _url_parts(self.endpoint)
+        if parts is not None:
+            if parts.query:
+                found.add(parts.query)  # whole, however short: requests quotes it in its exception texts
+                raw = [piece.partition("=")[2] for piece in parts.query.split("&")]
+                found.update(_long_enough([*raw, *(v for _, v in parse_qsl(parts.query, True))]))
+            userinfo = parts.netloc.rpartition("@")[0]
+            found.update(_long_enough([*userinfo.split(":", 1), parts.username or "", parts.password or ""]))
+        forms = {form for secret in found for form in _written_forms(secret)}
+        if not forms:
+            return None
+        return re.compile("|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True)))
+
+
+def display_url(url: str) -> str:
+    """A URL as messages show it: no user:password, the query as ``?[REDACTED]``, else unchanged.
+
+    Args:
+        url: An endpoint, with or without a scheme.
+
+    Returns:
+        The URL without its credentials.
+    """
+    parts = _url_parts(url)
+    if parts is None:  # not parseable (a bad IPv6 literal): keep only what comes before any credential
+        return url.split("?", 1)[0].rpartition("@")[2] + (f"?{REDACTED}" if "?" in url else "")
+    host = parts.netloc.rpartition("@")[2]
+    if host == parts.netloc and not parts.query:
+        return url
+    shown = parts._replace(netloc=host, query=REDACTED if parts.query else "").geturl()
+    return shown if "://" in url else shown.removeprefix("//")
+
+
+def _url_parts(url: str) -> SplitResult | None:
+    """The URL's parts (a gRPC target without a scheme is read as ``//host:port``), None if unparseable."""
+    try:
+        return urlsplit(url if "://" in url else f"//{url}")
+    except ValueError:
+        return None
+
+
+def _long_enough(candidates: Sequence[str]) -> set[str]:
+    return {text for text in candidates if len(text) >= MIN_SECRET_CHARS}
+
+
+def _written_forms(secret: str) -> set[str]:
+    """A secret as given and as URLs and forms percent-encode it (a collector may echo either)."""
+    return {secret, quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret, safe=_REQUOTE_SAFE)}
+
+
+def check_header(name: str, value: str, protocol: Protocol, source: str) -> None:
+    """Refuse a header the protocol cannot carry, naming it but never showing its value.
+
+    HTTP takes RFC 9110 token characters in names and, in values, no control character but tab
+    and nothing outside Latin-1 (what http.client can encode); gRPC takes lowercase ASCII letters,
+    digits, ``-``, ``_`` and ``.`` in keys and printable ASCII in values, and a ``-bin`` key's
+    value is base64. Checked before anything is sent: a line break would otherwise reach the
+    wire library, whose error quotes the value.
+
+    Args:
+        name: The header's name (lowercased).
+        value: Its value.
+        protocol: The protocol it is sent over.
+        source: Where it was set (``--header``, the variable's name), for the message.
+
+    Raises:
+        ConfigError: If the name or the value cannot be sent.
+    """
+    grpc = protocol is Protocol.GRPC
+    allowed = _GRPC_KEY_CHARS if grpc else _HTTP_NAME_CHARS
+    if not name:
+        raise ConfigError(f"{source}: a header has no name")
+    bad = next((i for i, char in enumerate(name) if char not in allowed), None)
+    if bad is not None:  # only the part before the fault is shown: the rest may be a mistyped value
+        rule = (
+            "gRPC metadata keys are lowercase letters, digits, '-', '_' and '.' only"
+            if grpc
+            else "HTTP header names are letters, digits and !#$%&'*+-.^_`|~ only"
+        )
+        shown = f"header name {name[:bad] + '...'!r}" if bad else "a header name"
+        raise ConfigError(f"{source}: {shown} has {_character(name[bad])}: {rule}")
+    if grpc and name.endswith(BINARY_SUFFIX):
+        try:
+            _binary(value)
+        except ValueError:
+            raise ConfigError(
+                f"{source}: header {name!r} is binary gRPC metadata (its name ends in {BINARY_SUFFIX}), "
+                "so its value must be base64 (the value is not shown)"
+            ) from None
+        return
+    fault = next((char for char in value if not _carriable(char, grpc)), None)
+    carrier = "gRPC metadata (printable ASCII only)" if grpc else "an HTTP header"
+    if fault is not None:
+        what = f"has {_character(fault, http_value=not grpc)}"
+    elif not grpc and value[:1] in (" ", "\t"):  # HTTP strips it; requests refuses it, quoting the value
+        what = "starts with a space or a tab"
+    else:
+        return
+    raise ConfigError(
+        f"{source}: the value of header {name!r} {what}, which {carrier} cannot carry "
+        "(the value is not shown)"
+    )
+
+
+def _carriable(char: str, grpc: bool) -> bool:
+    code = ord(char)
+    if grpc:
+        return 0x20 <= code <= 0x7E
+    return char == "\t" or 0x20 <= code <= 0x7E or 0x80 <= code <= 0xFF
+
+
+def _character(char: str, *, http_value: bool = False) -> str:
+    """What kind of character it is, in words: enough to find it, never the value's text."""
+    code = ord(char)
+    if char in "\r\n":
+        return "a line break"
+    if char == "\0":
+        return "a NUL character"
+    if char in " \t":
+        return "a space" if char == " " else "a tab"
+    if code < 0x20 or code == 0x7F:
+        return "a control character"
+    if code > 0x7E:
+        return "a character outside Latin-1" if http_value else "a non-ASCII character"
+    return f"the character {char!r}"
+
+
+def _binary_text(name: str, value: str) -> list[str]:
+    """A ``-bin`` value decoded, when its bytes are text: a collector may echo what it received."""
+    if not name.endswith(BINARY_SUFFIX):
+        return []
+    try:
+        return [_binary(value).decode("utf-8")]
+    except ValueError:  # not base64 (sent over HTTP as given), or bytes that are not text
+        return []
+
+
+def _binary(value: str) -> bytes:
+    """A ``-bin`` value's bytes: base64, padded or not (gRPC accepts both); ValueError if not base64."""
+    return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
 
 
 def resolve_export_config(
@@ -85,14 +277,18 @@ def resolve_export_config(
         The configuration.
 
     Raises:
-        ConfigError: If a value cannot be used (an unknown protocol, a bad timeout or header).
+        ConfigError: If a value cannot be used (an unknown protocol, a bad timeout, a header the
+            protocol cannot carry); a header is named, its value never shown.
     """
     env = os.environ if environ is None else environ
     chosen_protocol = _protocol(protocol or _setting(env, "PROTOCOL") or DEFAULT_PROTOCOL.value)
+    chosen = {**_env_headers(env), **{k.strip().lower(): (v, "--header") for k, v in headers}}
+    for name, (value, source) in chosen.items():  # each named with where it was set
+        check_header(name, value, chosen_protocol, source)
     return ExportConfig(
         endpoint=_endpoint(endpoint, chosen_protocol, env),
         protocol=chosen_protocol,
-        headers=tuple({**_env_headers(env), **{k.strip().lower(): v for k, v in headers}}.items()),
+        headers=tuple((name, value) for name, (value, _) in chosen.items()),
         timeout=timeout if timeout is not None else _env_timeout(env),
         insecure=_boolean(_setting(env, "INSECURE")),
         certificate=_path(_setting(env, "CERTIFICATE")),
@@ -116,6 +312,21 @@ def _protocol(value: str) -> Protocol:
 
 
 def _endpoint(explicit: str | None, protocol: Protocol, env: Mapping[str, str]) -> str:
+    """The endpoint, refused at once (exit 2) when it is no URL.
+
+    A bad port or IPv6 literal would otherwise surface as a failed export (exit 3) or as the URL
+    library's traceback.
+    """
+    endpoint = _unchecked_endpoint(explicit, protocol, env)
+    try:
+        parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
+        parts.port  # noqa: B018 - raises ValueError for a port outside 0-65535 or not a number
+    except ValueError as exc:
+        raise ConfigError(f"endpoint {display_url(endpoint)!r} is not a URL: {exc}") from None
+    return endpoint
+
+
+def _unchecked_endpoint(explicit: str | None, protocol: Protocol, env: Mapping[str, str]) -> str:
     if protocol is Protocol.GRPC:
         return (explicit or _setting(env, "ENDPOINT") or DEFAULT_GRPC_ENDPOINT).rstrip("/")
     if explicit:
@@ -129,25 +340,35 @@ def _endpoint(explicit: str | None, protocol: Protocol, env: Mapping[str, str]) 
 
 def _with_traces_path(url: str) -> str:
     if "://" not in url:
-        raise ConfigError(f"endpoint {url!r} needs a scheme for HTTP (http:// or https://)")
-    return url if urlsplit(url).path not in ("", "/") else url.rstrip("/") + TRACES_PATH
+        raise ConfigError(f"endpoint {display_url(url)!r} needs a scheme for HTTP (http:// or https://)")
+    parts = _url_parts(url)
+    if parts is not None and parts.path not in ("", "/"):
+        return url
+    return url.rstrip("/") + TRACES_PATH
 
 
-def _env_headers(env: Mapping[str, str]) -> dict[str, str]:
-    headers: dict[str, str] = {}
+def _env_headers(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """The variables' headers: each name with its value and the variable that set it."""
+    headers: dict[str, tuple[str, str]] = {}
     for name in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"):
         for item in env.get(name, "").split(","):
             if not item.strip():
                 continue
             key, sep, value = item.partition("=")
             if not sep or not key.strip():
-                raise ConfigError(f"{name}: {key.strip()!r} is not a key=value header")
-            headers[unquote(key.strip()).lower()] = unquote(value.strip())
+                # shown up to a colon or a space: "key: value" or "Bearer TOKEN" must not print the secret
+                shown = re.split(r"[:\s]", key.strip(), maxsplit=1)[0]
+                shown += "..." if shown != key.strip() else ""
+                raise ConfigError(f"{name}: {shown!r} is not a key=value header")
+            headers[unquote(key.strip()).lower()] = (unquote(value.strip()), name)
     return headers
 
 
 def parse_header(text: str) -> tuple[str, str]:
-    """Split a --header value ``KEY=VALUE`` (``KEY: VALUE`` is accepted too).
+    """Split a --header value ``KEY=VALUE`` (``KEY: VALUE`` is accepted too) at its first separator.
+
+    The first of ``=`` and ``:``, so ``Authorization: Bearer abc=`` is the header ``authorization``
+    (a base64 token ends in ``=``), never a header named ``authorization: bearer abc``.
 
     Args:
         text: The flag's value.
@@ -158,11 +379,11 @@ def parse_header(text: str) -> tuple[str, str]:
     Raises:
         ConfigError: If there is no separator or no key.
     """
-    for separator in ("=", ":"):
-        key, sep, value = text.partition(separator)
-        if sep and key.strip():
-            return key.strip().lower(), value.strip()
-    raise ConfigError("--header takes KEY=VALUE")
+    cut = min((i for i in (text.find("="), text.find(":")) if i >= 0), default=-1)
+    key = text[:cut].strip() if cut >= 0 else ""
+    if not key:
+        raise ConfigError("--header takes KEY=VALUE")
+    return key.lower(), text[cut + 1 :].strip()
 
 
 def _env_timeout(env: Mapping[str, str]) -> float:

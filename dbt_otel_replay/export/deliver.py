@@ -36,13 +36,14 @@ class Delivery:
     """What reached the receiver, and what did not.
 
     Attributes:
-        endpoint: Where the requests went (without credentials).
+        endpoint: Where the requests went (``display_endpoint``: no credentials, no query).
         total: How many spans there were to send.
         accepted: How many spans the receiver accepted.
         requests: How many requests were accepted in full.
         unsent: The requests not accepted in full (failed, skipped after a failure,
             or partly rejected), to be saved and re-sent.
-        problems: Why, one line per problem, in the receiver's words where it gave any.
+        problems: Why, one line per problem, in the receiver's words where it gave any, with
+            every configured secret already redacted by the transport.
     """
 
     endpoint: str

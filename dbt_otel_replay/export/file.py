@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -20,11 +21,13 @@ from .requests import EncodedRequest, Encoding
 
 __all__ = [
     "STDOUT",
+    "SpillContent",
     "append_lines",
     "append_otlp_json",
     "open_trace",
     "otlp_json_lines",
     "read_otlp_json",
+    "read_spill",
     "write_lines",
     "write_otlp_json",
 ]
@@ -113,7 +116,9 @@ def _cannot_write(path: Path, exc: OSError) -> ExportError:
 def append_otlp_json(requests: Sequence[EncodedRequest], path: Path) -> None:
     """Append requests to an OTLP/JSON lines file and flush them to disk (for the spill file).
 
-    Appending lets one spill file collect the spans of several failed runs.
+    Appending lets one spill file collect the spans of several failed runs. The append holds
+    the file's lock (a ``resend`` of the file waits, and is waited for) and, if it fails (a
+    full disk), leaves the file as it was: see :func:`.._files.open_output`.
 
     Args:
         requests: The encoded requests.
@@ -139,8 +144,22 @@ def append_lines(lines: Iterable[str], path: Path) -> None:
     write_output(path, lines, append=True)
 
 
+@dataclass(frozen=True)
+class SpillContent:
+    """What a spill file holds.
+
+    Attributes:
+        requests: One request per line, in the protobuf wire format.
+        skipped: Why the last line was left out, when a write that failed part way cut it
+            short (no newline at its end, and not OTLP/JSON); None when every line was read.
+    """
+
+    requests: list[EncodedRequest]
+    skipped: str | None = None
+
+
 def read_otlp_json(path: Path) -> list[EncodedRequest]:
-    """Read an OTLP/JSON lines file back into export requests.
+    """Read an OTLP/JSON lines file back into export requests, every line of it.
 
     Args:
         path: A file written by --output or a spill file.
@@ -151,8 +170,37 @@ def read_otlp_json(path: Path) -> list[EncodedRequest]:
     Raises:
         ArtifactError: If the file is missing or a line is not an OTLP/JSON trace request.
     """
+    return _read(path, skip_cut_end=False).requests
+
+
+def read_spill(path: Path) -> SpillContent:
+    """Read a spill file back into export requests, leaving out a last line that was cut short.
+
+    An append that failed part way (a full disk, before appends cut the file back, or a killed
+    process) leaves a last line without its newline that is not OTLP/JSON: it holds no whole
+    request, and refusing the file for it would keep every earlier span from being re-sent.
+    Any other bad line is still an error.
+
+    Args:
+        path: A spill file (or any OTLP/JSON lines file).
+
+    Returns:
+        The requests, and why a cut-short last line was skipped, if one was.
+
+    Raises:
+        ArtifactError: If the file is missing or a whole line is not an OTLP/JSON trace request.
+    """
+    return _read(path, skip_cut_end=True)
+
+
+def _read(path: Path, *, skip_cut_end: bool) -> SpillContent:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
+        tail = b""
+        if skip_cut_end and data and not data.endswith(b"\n"):  # split off the line cut short, if any
+            cut = data.rfind(b"\n") + 1
+            data, tail = data[:cut], data[cut:]
+        lines = data.decode("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise ArtifactError(path, f"cannot be read: {exc}") from None
     requests = []
@@ -160,10 +208,25 @@ def read_otlp_json(path: Path) -> list[EncodedRequest]:
         if not line.strip():
             continue
         try:
-            document = json.loads(line)
-            if not isinstance(document, dict) or "resourceSpans" not in document:
-                raise ValueError("no resourceSpans")
-            requests.append(from_otlp_json(document))
+            requests.append(_request(line))
         except (ValueError, RecursionError) as exc:
             raise ArtifactError(path, f"line {number} is not an OTLP/JSON trace request ({exc})") from None
-    return requests
+    if tail.strip():
+        try:
+            requests.append(_request(tail.decode("utf-8")))  # a last line without its newline, but whole
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError: cut inside a character
+            number = data.count(b"\n") + 1
+            skipped = (
+                f"{path}: skipped line {number}, cut short by a write that failed part way "
+                "(no newline at its end; not OTLP/JSON)"
+            )
+            return SpillContent(requests, skipped)
+    return SpillContent(requests)
+
+
+def _request(line: str) -> EncodedRequest:
+    """One line of OTLP/JSON as a request; ValueError (or RecursionError) if it is not one."""
+    document = json.loads(line)
+    if not isinstance(document, dict) or "resourceSpans" not in document:
+        raise ValueError("no resourceSpans")
+    return from_otlp_json(document)

@@ -5,9 +5,12 @@ a protocol is mapped to its transport, and so to the encoding its requests are
 written in (:func:`encoding_for`). A transport sends a request's payload as it
 is; only a request encoded otherwise (a spill file read back) is converted
 first. A failed attempt is classified as retryable or permanent here; the
-retries themselves are :mod:`.deliver`'s. gRPC and HTTP libraries are imported
-when a transport is opened, not before: reading a large run's artifacts is the
-memory peak, and it should not carry them.
+retries themselves are :mod:`.deliver`'s. Collector text (gRPC details, error
+bodies, partial-success messages) and HTTP libraries' errors enter the tool
+here, and only through :meth:`~.config.ExportConfig.redact`: nothing downstream
+sees a configured header value or the endpoint's query. gRPC and HTTP
+libraries are imported when a transport is opened, not before: reading a large
+run's artifacts is the memory peak, and it should not carry them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from typing import Protocol as TypingProtocol
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from ..errors import ConfigError
 from .convert import convert
@@ -95,7 +98,10 @@ class Transport(TypingProtocol):
     """The encoding it sends; requests are encoded in it (:func:`encoding_for`), else converted first."""
 
     def send(self, request: EncodedRequest, timeout: float) -> Answer:
-        """Send a request; raise RetryableError or PermanentError when it fails."""
+        """Send a request; raise RetryableError or PermanentError when it fails.
+
+        The errors' texts and the answer's message are redacted with ``ExportConfig.redact``.
+        """
 
     def close(self) -> None:
         """Release the connection."""
@@ -121,7 +127,7 @@ class GrpcTransport:
         self._export = self._channel.unary_unary(
             EXPORT_METHOD, request_serializer=None, response_deserializer=None
         )
-        self._metadata = config.headers
+        self._metadata = config.grpc_metadata  # a -bin key's value as bytes, as gRPC requires
         self._compression = grpc.Compression.Gzip if config.compression == "gzip" else None
         self._rpc_error = grpc.RpcError
         self._config = config
@@ -136,7 +142,7 @@ class GrpcTransport:
                 compression=self._compression,
             )
         except self._rpc_error as exc:
-            code, details = exc.code(), exc.details() or ""
+            code, details = exc.code(), self._config.redact(exc.details() or "")
             reason = f"gRPC {code.name}: {details}".rstrip(": ")
             if code.name in RETRYABLE_GRPC_CODES and not _is_tls_failure(details):
                 raise RetryableError(reason) from None
@@ -158,7 +164,7 @@ def _answer(body: bytes, config: ExportConfig) -> Answer:
     except DecodeError:
         logger.warning("%s: could not decode the collector's response body", config.display_endpoint)
         return Answer()
-    return Answer(partial.rejected_spans, partial.error_message)
+    return Answer(partial.rejected_spans, config.redact(partial.error_message))
 
 
 def _grpc_credentials(config: ExportConfig) -> grpc.ChannelCredentials:
@@ -229,26 +235,28 @@ class HttpTransport(ABC):
             self._session.cert = (str(config.client_certificate), str(config.client_key))
 
     def send(self, request: EncodedRequest, timeout: float) -> Answer:
-        """POST the request and translate the answer."""
+        """POST the request and translate the answer; a redirect is not followed (see :func:`_redirect`)."""
         body = _payload(request, self.encoding)
         if self._config.compression == "gzip":
             body = gzip.compress(body)
+        config = self._config
         try:
             answer = self._session.post(
-                self._config.endpoint, data=body, timeout=timeout, verify=self._verify
+                config.endpoint, data=body, timeout=timeout, verify=self._verify, allow_redirects=False
             )
         except self._errors.SSLError as exc:
-            raise PermanentError(
-                _tls_hint(f"TLS handshake failed: {_root_cause(exc)}", self._config)
-            ) from None
+            reason = f"TLS handshake failed: {_root_cause(exc, config)}"
+            raise PermanentError(_tls_hint(reason, config)) from None
         except (self._errors.ConnectionError, self._errors.Timeout) as exc:
-            raise RetryableError(f"cannot reach the collector: {_root_cause(exc)}") from None
+            raise RetryableError(f"cannot reach the collector: {_root_cause(exc, config)}") from None
         except self._errors.RequestException as exc:
-            raise PermanentError(f"HTTP request failed: {_root_cause(exc)}") from None
+            raise PermanentError(f"HTTP request failed: {_root_cause(exc, config)}") from None
         if answer.status_code in RETRYABLE_HTTP_STATUSES:
             raise RetryableError(f"HTTP {answer.status_code}", _retry_after(answer))
+        if 300 <= answer.status_code < 400:
+            raise PermanentError(_redirect(answer, config))
         if not 200 <= answer.status_code < 300:
-            raise PermanentError(f"HTTP {answer.status_code}: {_error_text(answer)}")
+            raise PermanentError(f"HTTP {answer.status_code}: {_error_text(answer, config)}")
         return self._response(answer) if answer.content else Answer()
 
     @abstractmethod
@@ -280,7 +288,8 @@ class HttpJsonTransport(HttpTransport):
         try:
             document: Any = json.loads(answer.text)
             partial = document.get("partialSuccess") or {}
-            return Answer(int(partial.get("rejectedSpans") or 0), str(partial.get("errorMessage") or ""))
+            message = self._config.redact(str(partial.get("errorMessage") or ""))
+            return Answer(int(partial.get("rejectedSpans") or 0), message)
         except (ValueError, AttributeError, TypeError):
             logger.warning(
                 "%s: could not decode the collector's response body", self._config.display_endpoint
@@ -325,8 +334,11 @@ def _payload(request: EncodedRequest, encoding: Encoding) -> bytes:
     return request.payload if request.encoding is encoding else convert(request, encoding).payload
 
 
-def _error_text(answer: requests.Response) -> str:
-    """The message of an OTLP error body (a google.rpc.Status), else the body as text."""
+def _error_text(answer: requests.Response, config: ExportConfig) -> str:
+    """The message of an OTLP error body (a google.rpc.Status), else the body as text; redacted.
+
+    Redacted before it is cut short, so no part of a secret survives at the cut.
+    """
     if "protobuf" in answer.headers.get("Content-Type", ""):
         from google.protobuf.message import DecodeError
         from google.rpc.status_pb2 import Status as RpcStatus
@@ -334,10 +346,33 @@ def _error_text(answer: requests.Response) -> str:
         status = RpcStatus()
         try:
             status.ParseFromString(answer.content)
-            return status.message or f"{len(answer.content)} bytes of error detail"
+            return config.redact(status.message) or f"{len(answer.content)} bytes of error detail"
         except DecodeError:
             pass
-    return " ".join(answer.text.split())[:300]
+    return " ".join(config.redact(answer.text).split())[:300]
+
+
+def _redirect(answer: requests.Response, config: ExportConfig) -> str:
+    """Why a 3xx fails the request: redirects are never followed, so headers never change origin.
+
+    requests would re-send the POST, custom headers (an x-api-key) included, to any host the
+    Location names, and turn a 301/302/303 into a GET that delivers nothing. A moved collector is
+    fixed once, in the endpoint; the message names where it points (its origin only: a Location's
+    path or query may carry a token) and the spans are kept for a re-send.
+    """
+    location = answer.headers.get("Location", "").strip()
+    status = answer.status_code
+    if not location:
+        return f"HTTP {status}: a redirect without a Location, not followed"
+    try:
+        parts = urlsplit(urljoin(config.endpoint, location))
+    except ValueError:
+        return f"HTTP {status}: a redirect to an unreadable Location, not followed"
+    origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    return (
+        f"HTTP {status}: redirected to {config.redact(origin)}, not followed: exports and their "
+        "headers go only to the configured endpoint (set it to the new address if you trust it)"
+    )
 
 
 def _retry_after(answer: requests.Response) -> float | None:
@@ -348,8 +383,9 @@ def _retry_after(answer: requests.Response) -> float | None:
         return None
 
 
-def _root_cause(exc: BaseException) -> str:
+def _root_cause(exc: BaseException, config: ExportConfig) -> str:
+    """The innermost error's text, redacted (requests quotes the URL, query and all), then cut short."""
     while exc.__context__ is not None and exc.__context__ is not exc:
         exc = exc.__context__
-    text = str(exc)
+    text = config.redact(str(exc))
     return text if len(text) <= 300 else text[:300] + "..."

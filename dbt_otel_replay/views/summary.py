@@ -236,6 +236,8 @@ def render_backfill_totals(report: BackfillReport) -> str:
 def render_resend_line(resent: ResendResult) -> str:
     """The one line a re-send prints: how many spans went where, and whether the file is gone.
 
+    "file removed" only when it was (a device node or a FIFO is read, never deleted).
+
     Args:
         resent: What re-sending a spill file did.
 
@@ -247,4 +249,4 @@ def render_resend_line(resent: ResendResult) -> str:
         f"resent {delivery.accepted} of {delivery.total} spans from {escape(str(resent.path))} "
         f"to {escape(delivery.endpoint)}"
     )
-    return line + ("; file removed" if delivery.complete else "")
+    return line + ("; file removed" if resent.removed else "")  # a device or FIFO is never removed
