@@ -60,7 +60,7 @@ if [[ -n "$PYTHON310" && $# -eq 0 ]]; then
   .venv310/bin/python -m pytest -p no:cacheprovider \
     tests/test_timestamps.py tests/test_artifacts.py tests/test_plan.py tests/test_contract.py \
     tests/test_quirks.py tests/test_propagation.py tests/test_config.py tests/test_encode.py tests/test_cli.py \
-    tests/test_export.py
+    tests/test_export.py tests/test_secrets.py tests/test_escapes.py tests/test_outputs.py
 elif [[ $# -eq 0 ]]; then
   echo "== no Python 3.10 on this machine: the 3.10 run is skipped" >&2
 fi
