@@ -201,8 +201,10 @@ def _read(path: Path, *, skip_cut_end: bool) -> SpillContent:
             cut = data.rfind(b"\n") + 1
             data, tail = data[:cut], data[cut:]
         lines = data.decode("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArtifactError(path, f"cannot be read: {exc}") from None
+    except OSError as exc:  # the path is in the message already: only the reason
+        raise ArtifactError(path, f"cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(path, f"cannot be read: not UTF-8 (byte {exc.start})") from None
     requests = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
