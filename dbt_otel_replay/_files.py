@@ -64,12 +64,28 @@ def write_output(path: Path, text: str | Iterable[str], *, append: bool = False)
         handle.writelines([text] if isinstance(text, str) else text)
 
 
-def write_text_atomically(path: Path, text: str | Iterable[str]) -> None:
-    """:func:`write_output`, under the name :func:`~.propagation.write_carrier` calls.
+_NOT_REGULAR = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
-    Atomic where atomic is possible: a regular file (or a new one) is replaced whole.
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words, for the messages that refuse it.
+
+    Inputs (artifacts, carrier files) are read only from regular files, because a FIFO blocks
+    and a device can stream forever; this names what was found instead.
+
+    Args:
+        mode: ``st_mode`` from ``os.stat``.
+
+    Returns:
+        ``a FIFO``, ``a character device``, ... or ``not a regular file`` for any other type.
     """
-    write_output(path, text)
+    return next((name for test, name in _NOT_REGULAR if test(mode)), "not a regular file")
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from ._files import file_kind
 from .errors import ArtifactError
 from .jsonfaults import diagnose, is_utf8, one_line
 from .timestamps import parse_timestamp
@@ -578,14 +579,6 @@ def _peek(path: Path) -> bytes:
         raise ArtifactError(path, f"cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
 
 
-_NOT_REGULAR = (
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
 def _check_regular(path: Path) -> None:
     """Refuse, from its metadata alone, what is not a regular file (a symlink to one is fine).
 
@@ -601,8 +594,8 @@ def _check_regular(path: Path) -> None:
         return
     if stat.S_ISDIR(mode):
         raise ArtifactError(path, "is a directory, not a dbt artifact")
-    kind = next((f" ({name})" for test, name in _NOT_REGULAR if test(mode)), "")
-    raise ArtifactError(path, f"is not a regular file{kind}")
+    kind = file_kind(mode)
+    raise ArtifactError(path, "is not a regular file" + (f" ({kind})" if kind.startswith("a ") else ""))
 
 
 def _is_gzip(path: Path) -> bool:

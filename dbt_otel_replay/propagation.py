@@ -19,7 +19,7 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from ._files import write_text_atomically
+from ._files import file_kind, write_output
 from .errors import ContextError
 from .plan import TraceContext
 
@@ -53,13 +53,6 @@ use ``_-*/@``.
 """
 _CARRIER_SAFE_MEMBER = re.compile(r"[A-Za-z0-9" + re.escape(CARRIER_SAFE_CHARACTERS) + r"]+")
 _CARRIER_TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
-_NOT_REGULAR = (
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
 
 logger = logging.getLogger(__name__)
 
@@ -190,8 +183,9 @@ def _read_regular_text(path: Path) -> str:
 def _refuse_irregular(path: Path, mode: int) -> None:
     if stat.S_ISREG(mode):
         return
-    kind = next((name for test, name in _NOT_REGULAR if test(mode)), "not a regular file")
-    raise ContextError(f"{path}: cannot read the traceparent file: it is {kind}, not a regular file")
+    kind = file_kind(mode)
+    it_is = f"it is {kind}, not a regular file" if kind.startswith("a ") else kind
+    raise ContextError(f"{path}: cannot read the traceparent file: {it_is}")
 
 
 def _parse_env_lines(text: str) -> dict[str, str]:
@@ -288,7 +282,7 @@ def trim_tracestate(tracestate: str | None) -> str | None:
 
 
 def write_carrier(path: Path, context: TraceContext) -> None:
-    """Write a carrier file atomically (a reader never sees half a file).
+    """Write a carrier file: atomically where it is a regular file, through a device, FIFO or link.
 
     Args:
         path: Where to write it.
@@ -297,4 +291,4 @@ def write_carrier(path: Path, context: TraceContext) -> None:
     Raises:
         OSError: If the directory is not writable.
     """
-    write_text_atomically(path, format_carrier(context))
+    write_output(path, format_carrier(context))

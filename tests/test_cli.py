@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,16 +13,11 @@ from click.testing import CliRunner
 
 from dbt_otel_replay.cli import main
 from tests.support.cli import run_cli as run
+from tests.support.collector import free_port as closed_port
 from tests.support.contract import copy_pair, from_otlp_json_lines
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts"
 UPSTREAM = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_output_writes_otlp_json_and_the_traceparent_file(target: Path, tmp_path: Path) -> None:

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import grpc
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dbt_otel_replay.cli import _LowercaseLevelFormatter, main
+from dbt_otel_replay.cli import _LowercaseLevelFormatter
 from dbt_otel_replay.terminal import escape
+from tests.support.cli import run_cli as run
 from tests.support.contract import copy_pair
 from tests.support.receiver import OtlpReceiver
 
@@ -53,11 +54,6 @@ def assert_safe(*texts: str) -> None:
     for text in texts:
         found = [char for char in RAW if char in text]
         assert not found, f"raw {found!r} in {text!r}"
-
-
-def run(*args: str) -> Result:
-    base = {"TRACEPARENT": "", "TRACESTATE": "", "OTEL_SERVICE_NAME": "", "OTEL_RESOURCE_ATTRIBUTES": ""}
-    return CliRunner().invoke(main, list(args), env=base)
 
 
 @pytest.fixture

@@ -23,12 +23,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from dbt_otel_replay.cli import main
 from dbt_otel_replay.errors import ConfigError
 from dbt_otel_replay.replay import ReplayOptions, replay
 from dbt_otel_replay.views import write_html
+from tests.support.cli import CLEAN_ENV
+from tests.support.cli import run_cli as run
+from tests.support.collector import free_port as closed_port
 from tests.support.contract import copy_pair, from_otlp_json_lines
 from tests.support.receiver import OtlpReceiver
 
@@ -68,23 +69,9 @@ def fifo(directory: Path, name: str = "pipe") -> Path:
     return path
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def unreachable() -> list[str]:
     """Options that make the export fail fast, so the spill file is written."""
     return ["--endpoint", f"http://127.0.0.1:{closed_port()}", "--timeout", "1.2"]
-
-
-CLEAN_ENV = {"TRACEPARENT": "", "TRACESTATE": "", "OTEL_SERVICE_NAME": "", "OTEL_RESOURCE_ATTRIBUTES": ""}
-
-
-def run(*args: str) -> Result:
-    """The command in process (for what cannot block)."""
-    return CliRunner().invoke(main, list(args), env=CLEAN_ENV)
 
 
 def run_process(*args: str) -> subprocess.CompletedProcess[str]:

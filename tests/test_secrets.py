@@ -40,6 +40,15 @@ def endpoint_for(receiver: OtlpReceiver, protocol: str) -> str:
     return receiver.grpc_endpoint if protocol == "grpc" else receiver.http_base_endpoint
 
 
+def send(
+    target: Path, receiver: OtlpReceiver, protocol: str, *args: str, env: dict[str, str] | None = None
+) -> Result:
+    """Replay the target into the receiver over ``protocol``, with further options and variables."""
+    return run(
+        str(target), "--endpoint", endpoint_for(receiver, protocol), "--protocol", protocol, *args, env=env
+    )
+
+
 def everything_written(result: Result, target: Path) -> str:
     """All the command printed, and every file it left in the target directory."""
     files = [p.read_text(errors="replace") for p in sorted(target.iterdir()) if p.is_file()]
@@ -72,15 +81,7 @@ def test_a_line_break_in_a_header_value_is_a_usage_error_that_never_shows_the_va
     env: dict[str, str],
     source: str,
 ) -> None:
-    result = run(
-        str(target),
-        "--endpoint",
-        endpoint_for(otlp_receiver, protocol),
-        "--protocol",
-        protocol,
-        *args,
-        env=env,
-    )
+    result = send(target, otlp_receiver, protocol, *args, env=env)
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith(
         f"dbt-otel-replay: error: {source}: the value of header 'x-api-key' has a line break"
@@ -128,15 +129,7 @@ def test_a_bin_header_is_sent_as_binary_metadata_over_grpc_and_as_given_over_htt
     value = "AAH/Ymlu"  # base64 of 00 01 ff "bin"
     args = ["--header", f"x-token-bin={value}"] if how == "flag" else []
     env = {"OTEL_EXPORTER_OTLP_HEADERS": f"x-token-bin={value}"} if how == "env" else {}
-    result = run(
-        str(target),
-        "--endpoint",
-        endpoint_for(otlp_receiver, protocol),
-        "--protocol",
-        protocol,
-        *args,
-        env=env,
-    )
+    result = send(target, otlp_receiver, protocol, *args, env=env)
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
     assert otlp_receiver.span_count() == SPANS
@@ -176,11 +169,9 @@ def test_a_refusal_echoing_the_key_is_redacted_in_the_error_the_summary_and_the_
     otlp_receiver.fail_next(
         5, grpc_code=grpc.StatusCode.UNAUTHENTICATED, http_status=401, message=f"unknown api key {SECRET}"
     )
-    result = run(
-        str(target),
-        "--endpoint",
-        endpoint_for(otlp_receiver, protocol),
-        "--protocol",
+    result = send(
+        target,
+        otlp_receiver,
         protocol,
         "--format",
         "json",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.collector import free_port as closed_port
 from tests.support.contract import copy_pair, from_otlp_json_lines
 from tests.support.receiver import OtlpReceiver
 
@@ -101,12 +101,6 @@ def run_argv(places: Places, argv: list[str]) -> subprocess.CompletedProcess[str
         cwd=REPO,
         env=places.env(),
     )
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def dead_collector() -> tuple[str, list[str]]:

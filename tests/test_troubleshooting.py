@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from dbt_otel_replay.cli import main
+from tests.support.collector import free_port
 from tests.support.receiver import OtlpReceiver, ServerTls
 from tests.support.tls import OPENSSL, make_tls_files
 
@@ -78,12 +78,6 @@ def edited(tmp: Path, change: Callable[[dict[str, object]], None]) -> Path:
     document = json.loads((BUILD / "run_results.json").read_text())
     change(document)
     return target(tmp, json.dumps(document).encode())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _reversed_timing(document: dict[str, object]) -> None:
@@ -146,8 +140,8 @@ SCENARIOS: dict[str, Callable[[Path, OtlpReceiver], Outcome]] = {
     "PATH: is an input artifact of this run; refusing to overwrite it": lambda tmp, _: cli(
         str(target(tmp)), "-o", str(tmp / "target" / "run_results.json")
     ),
-    "FILE: cannot read the traceparent file: it is a FIFO (named pipe), not a regular file": lambda tmp, _: (
-        cli(str(target(tmp)), "--traceparent-from", str(_fifo(tmp / "carrier")), *_to(tmp))
+    "FILE: cannot read the traceparent file: it is a FIFO, not a regular file": lambda tmp, _: cli(
+        str(target(tmp)), "--traceparent-from", str(_fifo(tmp / "carrier")), *_to(tmp)
     ),
     "PATH: cannot use it as the backfill ledger: not a regular file": lambda tmp, _: cli(
         "backfill",
