@@ -13,6 +13,7 @@ file's path and the problem in one sentence.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -342,13 +343,41 @@ def loose_int(value: object) -> int | None:
 
 @dataclass(frozen=True)
 class Artifacts:
-    """The validated artifacts of one dbt invocation, with what was odd about them."""
+    """The validated artifacts of one dbt invocation, with what was odd about them.
+
+    ``identity`` tells this run apart from every other (see :func:`run_identity`).
+    """
 
     run_results: RunResults
     run_results_path: Path
     manifest: Manifest | None
     manifest_path: Path | None
     warnings: tuple[str, ...] = ()
+    identity: str = ""
+
+
+RUN_DIGEST_HEX = 16
+"""How many hex digits of SHA-256 over run_results.json's content a run's identity keeps (64 bits)."""
+
+
+def run_identity(metadata: RunResultsMetadata, content: bytes) -> str:
+    """``<invocation_id>@<generated_at, ns>#<digest of the content>``: one run, whatever else shares its id.
+
+    dbt's invocation id alone does not tell runs apart: dbt Fusion writes all-zero ids, a process
+    running dbt programmatically can repeat one, and archives hold edited copies. The ledger keys
+    delivered runs by this, and span ids derive from it, so such runs never take each other's
+    place or ids. The digest is over the decompressed bytes (a BOM left out): the same file, or its
+    gzip-compressed copy, is the same run; a file edited or written out again is another.
+
+    Args:
+        metadata: Its metadata.
+        content: run_results.json's bytes, decompressed.
+
+    Returns:
+        The identity.
+    """
+    digest = hashlib.sha256(content).hexdigest()[:RUN_DIGEST_HEX]
+    return f"{metadata.invocation_id or ''}@{metadata.generated_at}#{digest}"
 
 
 def load_artifacts(
@@ -387,7 +416,10 @@ def load_artifacts(
             # dbt < 0.17 wrote a manifest this refuses too; the run_results.json is what to blame
             _refuse_old_run_results(run_results_path)
             raise
-    run_results = load_run_results(run_results_path, warnings, include_sql=include_sql)
+    content = _read(run_results_path)
+    run_results = load_run_results(run_results_path, warnings, include_sql=include_sql, content=content)
+    identity = run_identity(run_results.metadata, content)
+    del content  # not held beside the plan
     if manifest is not None:
         _check_same_invocation(run_results, manifest, manifest_path, warnings)
     else:
@@ -400,6 +432,7 @@ def load_artifacts(
         manifest=manifest,
         manifest_path=manifest_path if manifest is not None else None,
         warnings=tuple(warnings),
+        identity=identity,
     )
 
 
@@ -410,7 +443,7 @@ def _existing(path: Path) -> Path:
 
 
 def load_run_results(
-    path: Path, warnings: list[str] | None = None, *, include_sql: bool = False
+    path: Path, warnings: list[str] | None = None, *, include_sql: bool = False, content: bytes | None = None
 ) -> RunResults:
     """Read and validate one run_results.json (or .json.gz).
 
@@ -418,6 +451,7 @@ def load_run_results(
         path: The file.
         warnings: A list that receives non-fatal remarks (a newer schema version).
         include_sql: Also read compiled SQL and ``args.vars``.
+        content: Its bytes, decompressed, when already read.
 
     Returns:
         The validated run results.
@@ -426,7 +460,7 @@ def load_run_results(
         ArtifactError: If the file is missing, corrupt, or not a run_results artifact.
     """
     kind = RunResultsWithSql if include_sql else RunResults
-    run_results = _decode(path, kind, "run-results", NEWEST_KNOWN_RUN_RESULTS_VERSION, warnings)
+    run_results = _decode(path, kind, "run-results", NEWEST_KNOWN_RUN_RESULTS_VERSION, warnings, content)
     _check_results(path, run_results)
     return run_results
 
@@ -438,19 +472,29 @@ class RunResultsHeader(_Struct, frozen=True):
     elapsed_time: float | None = None
 
 
-def read_run_header(path: Path) -> RunResultsHeader:
+@dataclass(frozen=True)
+class RunHeader:
+    """An archived run as a backfill first sees it: when it ran, and which run it is."""
+
+    header: RunResultsHeader
+    identity: str
+
+
+def read_run_header(path: Path) -> RunHeader:
     """Read only the metadata of one run_results.json (or .json.gz), skipping the results.
 
     Args:
         path: The file.
 
     Returns:
-        Its metadata and elapsed time.
+        Its metadata and elapsed time, and its identity (see :func:`run_identity`).
 
     Raises:
         ArtifactError: If the file is missing, corrupt, or not a run_results artifact.
     """
-    return _decode(path, RunResultsHeader, "run-results", NEWEST_KNOWN_RUN_RESULTS_VERSION, None)
+    content = _read(path)
+    header = _decode(path, RunResultsHeader, "run-results", NEWEST_KNOWN_RUN_RESULTS_VERSION, None, content)
+    return RunHeader(header, run_identity(header.metadata, content))
 
 
 def load_manifest(path: Path, warnings: list[str] | None = None) -> Manifest:
@@ -515,8 +559,15 @@ def _refuse_old_run_results(path: Path) -> None:
 _T = TypeVar("_T", bound=_Struct)
 
 
-def _decode(path: Path, kind: type[_T], name: str, newest: int, warnings: list[str] | None) -> _T:
-    raw = _read(path)
+def _decode(
+    path: Path,
+    kind: type[_T],
+    name: str,
+    newest: int,
+    warnings: list[str] | None,
+    content: bytes | None = None,
+) -> _T:
+    raw = _read(path) if content is None else content
     try:
         document = _parse(path, raw, kind)
     except msgspec.ValidationError as exc:

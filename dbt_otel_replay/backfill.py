@@ -11,7 +11,7 @@ skipped; a collector that stops accepting ends the backfill, to be resumed later
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -25,10 +25,12 @@ from .export.config import resolve_export_config
 from .export.deliver import Delivery, deliver
 from .export.file import open_trace
 from .export.otlp_json import iter_otlp_json_lines
+from .export.requests import EncodedRequest, Encoding
 from .export.transport import open_transport
-from .ledger import Ledger
+from .ledger import Claim, Ledger
 from .plan import AttributeValue
-from .replay import Prepared, ReplayOptions, prepare, save_unsent
+from .replay import Prepared, ReplayOptions, prepare, save_unsent, spillable
+from .stopping import StopRequest, in_background
 
 
 class RunOutcome(str, Enum):
@@ -38,23 +40,25 @@ class RunOutcome(str, Enum):
     WRITTEN = "written"
     PLANNED = "planned"
     ALREADY_DELIVERED = "already delivered"
+    CLAIMED_ELSEWHERE = "claimed elsewhere"
     SKIPPED = "skipped"
     FAILED = "failed"
+    STOPPED = "stopped"
     NOT_ATTEMPTED = "not attempted"
 
 
 @dataclass(frozen=True)
 class Run:
-    """An archived run, identified before it is read in full."""
+    """An archived run, identified before it is read in full.
+
+    ``identity`` is the ledger's key (:func:`~.artifacts.run_identity`): the invocation id, when
+    the run was written and a digest of the file, since several runs can share an invocation id.
+    """
 
     run_results: Path
     started_at: int
     invocation_id: str | None
-
-    @property
-    def key(self) -> str:
-        """The ledger key: the invocation id, else the file and its start time."""
-        return self.invocation_id or f"{self.run_results}@{self.started_at}"
+    identity: str
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class BackfillReport:
     """Every run's outcome, in the order the runs happened."""
 
     runs: list[RunReport] = field(default_factory=list)
+    stopped_by: StopRequest | None = None
 
     def count(self, outcome: RunOutcome) -> int:
         """How many runs ended with this outcome."""
@@ -103,7 +108,9 @@ class BackfillReport:
 
     @property
     def exit_code(self) -> int:
-        """3 when an export failed, else 1 when a bad run was skipped, else 0."""
+        """128 + N when signal N stopped it, else 3 when an export failed, else 1 when a run was skipped."""
+        if self.stopped_by is not None:
+            return self.stopped_by.exit_code
         if self.count(RunOutcome.FAILED):
             return EXIT_EXPORT_FAILED
         if self.count(RunOutcome.SKIPPED):
@@ -150,15 +157,15 @@ def order_runs(paths: Sequence[Path]) -> tuple[list[Run], list[RunReport]]:
     bad: list[RunReport] = []
     for path in paths:
         try:
-            header = read_run_header(path)
+            read = read_run_header(path)
         except ArtifactError as exc:
             bad.append(RunReport(path, RunOutcome.SKIPPED, message=exc.problem))
             continue
-        metadata = header.metadata
+        metadata = read.header.metadata
         started: int | None = metadata.invocation_started_at
         if started is None:
-            started = metadata.generated_at - round((header.elapsed_time or 0.0) * 1e9)
-        runs.append(Run(path, started, metadata.invocation_id))
+            started = metadata.generated_at - round((read.header.elapsed_time or 0.0) * 1e9)
+        runs.append(Run(path, started, metadata.invocation_id, read.identity))
     runs.sort(key=lambda run: (run.started_at, str(run.run_results)))
     return runs, bad
 
@@ -169,6 +176,8 @@ def backfill(
     options: BackfillOptions,
     on_run: Callable[[RunReport], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    *,
+    stop: StopRequest | None = None,
 ) -> BackfillReport:
     """Replay every run found, oldest first, each as its own trace.
 
@@ -178,6 +187,9 @@ def backfill(
         options: What to send where, the ledger and --force.
         on_run: Called with each run's report as soon as it is known (progress, output).
         on_start: Called once with the number of runs found, before the first is reported.
+        stop: Set by a signal: the run being sent is stopped and its unsent spans saved like a
+            failed run's (it stays out of the ledger), later runs are not attempted, and the
+            report's exit code is 128 + the signal's number.
 
     Returns:
         Every run's outcome.
@@ -206,11 +218,16 @@ def backfill(
     try:
         pending = []
         for run in runs:
-            if ledger is not None and not options.force and ledger.delivered(run.key):
+            if (
+                ledger is not None
+                and not options.force
+                and ledger.delivered(run.identity, run.invocation_id, run.run_results)
+            ):
                 note(RunReport(run.run_results, RunOutcome.ALREADY_DELIVERED))
             else:
                 pending.append(run)
-        _replay_all(pending, options, ledger, note)
+        if not _replay_all(pending, options, ledger, note, stop) and stop is not None and stop.is_set():
+            report.stopped_by = stop
     finally:
         if ledger is not None:
             ledger.close()
@@ -234,7 +251,9 @@ def _replay_all(
     options: BackfillOptions,
     ledger: Ledger | None,
     note: Callable[[RunReport], None],
-) -> None:
+    stop: StopRequest | None = None,
+) -> bool:
+    """Replay the runs in order; False when the backfill ended early (collector refusing, or stopped)."""
     sends = _sends(options)  # else the plan is written as OTLP/JSON: no requests to encode
     config = options.replay.export or (resolve_export_config() if sends else None)
     run_options = replace(options.replay, manifest=None, plan=replace(options.replay.plan, upstream=None))
@@ -251,21 +270,22 @@ def _replay_all(
         transport = stack.enter_context(closing(open_transport(config))) if config and sends else None
         # each run read ahead is encoded in the encoding its transport sends
         encoding = transport.encoding if transport is not None else None
-        reader = stack.enter_context(
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="dbt-otel-replay-read")
-        )
-        upcoming: Future[Prepared] | None = (
-            reader.submit(prepare, runs[0].run_results, run_options, encoding=encoding) if runs else None
-        )
+
+        def read(run: Run) -> Future[Prepared]:
+            # a daemon thread: a run read ahead never holds up the exit of a stopped backfill
+            return in_background(
+                _prepare, run.run_results, run_options, encoding, name="dbt-otel-replay-read"
+            )
+
+        upcoming: Future[Prepared] | None = read(runs[0]) if runs else None
         for index, run in enumerate(runs):
             assert upcoming is not None
+            if stop is not None and stop.is_set():
+                _not_attempted(runs[index:], f"stopped by {stop.name}", note)
+                return False
             current = upcoming
             # read and encode the next run while this one is being sent
-            upcoming = (
-                reader.submit(prepare, runs[index + 1].run_results, run_options, encoding=encoding)
-                if index + 1 < len(runs)
-                else None
-            )
+            upcoming = read(runs[index + 1]) if index + 1 < len(runs) else None
             try:
                 prepared = current.result()
             except ArtifactError as exc:
@@ -290,31 +310,57 @@ def _replay_all(
                 note(replace(base, outcome=RunOutcome.WRITTEN))
             else:
                 assert config is not None and transport is not None
-                delivery = deliver(prepared.requests, config, transport=transport)
-                if delivery.complete:
+                if ledger is not None:
+                    claim = ledger.claim(run.identity, force=options.force)
+                    if claim is not Claim.CLAIMED:
+                        outcome = (
+                            RunOutcome.ALREADY_DELIVERED
+                            if claim is Claim.DELIVERED
+                            else RunOutcome.CLAIMED_ELSEWHERE
+                        )
+                        note(replace(base, outcome=outcome, spans=0))
+                        continue
+                try:
+                    delivery = deliver(prepared.requests, config, transport=transport, stop=stop)
+                except BaseException:
                     if ledger is not None:
+                        ledger.release(run.identity)
+                    raise
+                if ledger is not None:
+                    if delivery.complete:  # recorded, and the claim ended, in one transaction
                         ledger.record(
-                            run.key,
+                            run.identity,
+                            run.invocation_id,
                             prepared.plan.trace_id,
                             run.run_results,
                             delivery.accepted,
                             delivery.endpoint,
                         )
+                    else:  # for the next backfill to send
+                        ledger.release(run.identity)
+                if delivery.complete:
                     note(replace(base, outcome=RunOutcome.DELIVERED))
                     continue
-                message = _spill(delivery, options)
-                note(replace(base, outcome=RunOutcome.FAILED, spans=delivery.accepted, message=message))
-                for later in runs[index + 1 :]:
-                    note(
-                        RunReport(
-                            later.run_results,
-                            RunOutcome.NOT_ATTEMPTED,
-                            message="the collector stopped accepting",
-                        )
-                    )
-                if upcoming is not None:
-                    upcoming.cancel()
-                return
+                if delivery.stopped and stop is not None:
+                    reason = stop.stopped_after(delivery.accepted, delivery.total)
+                    outcome, why_not = RunOutcome.STOPPED, f"stopped by {stop.name}"
+                else:
+                    reason, outcome, why_not = None, RunOutcome.FAILED, "the collector stopped accepting"
+                unsent = spillable(prepared.plan, run_options.resource, delivery.unsent)
+                message = _spill(delivery, options, reason, unsent)
+                note(replace(base, outcome=outcome, spans=delivery.accepted, message=message))
+                _not_attempted(runs[index + 1 :], why_not, note)
+                return False
+    return True
+
+
+def _prepare(run_results: Path, options: ReplayOptions, encoding: Encoding | None) -> Prepared:
+    return prepare(run_results, options, encoding=encoding)
+
+
+def _not_attempted(runs: Sequence[Run], why: str, note: Callable[[RunReport], None]) -> None:
+    for later in runs:
+        note(RunReport(later.run_results, RunOutcome.NOT_ATTEMPTED, message=why))
 
 
 def _write(prepared: Prepared, resource: Mapping[str, AttributeValue], output: Path, sink: TextIO) -> None:
@@ -325,8 +371,10 @@ def _write(prepared: Prepared, resource: Mapping[str, AttributeValue], output: P
         raise ExportError(f"{output}: cannot write the trace: {exc.strerror or exc}") from None
 
 
-def _spill(delivery: Delivery, options: BackfillOptions) -> str:
+def _spill(
+    delivery: Delivery, options: BackfillOptions, reason: str | None, unsent: Sequence[EncodedRequest]
+) -> str:
     if options.replay.spill is not None:
-        return save_unsent(delivery, options.replay.spill)
-    reason = delivery.problems[0] if delivery.problems else "not accepted"
+        return save_unsent(delivery, options.replay.spill, reason, unsent)
+    reason = reason or (delivery.problems[0] if delivery.problems else "not accepted")
     return f"{reason}; not in the ledger, so the next backfill sends this run again"

@@ -6,7 +6,8 @@ Three commands, each taking only its own options (shared groups are defined once
 ``--output -``, ``--traceparent-to -``, ``--format json``, a backfill's run lines); the
 summary, progress, warnings and errors go to stderr, each error as one line
 ``dbt-otel-replay: error: ...``. Exit codes: 0 delivered, 1 bad input, 2 usage, 3 export
-failed. docs/cli.md is generated from the help texts below (scripts/gen_cli_docs.py).
+failed, 128 + N stopped by signal N while sending. docs/cli.md is generated from the help
+texts below (scripts/gen_cli_docs.py).
 
 Text from artifacts and collectors reaches a person's terminal only through
 :func:`~.terminal.escape` (in the views, and here for warnings, errors and log
@@ -23,7 +24,8 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
@@ -39,6 +41,7 @@ from .plan import DEFAULT_SQL_MAX_CHARS, Nesting, Plan, PlanOptions, TraceContex
 from .progress import Progress
 from .propagation import context_from_environment, parse_traceparent, read_carrier
 from .replay import ReplayOptions, ReplayResult, replay, resend, resource_attributes
+from .stopping import StopRequest, stop_on_signals
 from .terminal import escape
 from .views import (
     Outcome,
@@ -58,7 +61,10 @@ DEFAULT_COMMAND = "replay"
 WATERFALL_WIDTH = 120
 """The waterfall's width when stdout is not a terminal."""
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-EXIT_CODES = "Exit codes: 0 delivered, 1 bad input, 2 usage, 3 export failed."
+EXIT_CODES = (
+    "Exit codes: 0 delivered, 1 bad input, 2 usage, 3 export failed, "
+    "130/143 stopped by SIGINT/SIGTERM (what was unsent is saved)."
+)
 GROUP_HELP = """Replay finished dbt runs (run_results.json + manifest.json) as OpenTelemetry traces.
 
 \b
@@ -546,7 +552,8 @@ def replay_command(
         traceparent_to=propagation.traceparent_to,
         extra_outputs=(html_path,) if html_path is not None else (),
     )
-    result = replay(target, options)
+    with _stoppable(sends=output is None and not dry_run) as stop:
+        result = replay(target, options, stop=stop)
     _report(result, dry_run=dry_run, quiet=quiet, json_format=json_format)
     if html_path is not None:
         write_html(result.plan, html_path)
@@ -563,7 +570,8 @@ def replay_command(
     help=BACKFILL_HELP,
     short_help="Replay many archived runs, oldest first, each as its own trace.",
     epilog="Exit codes: 0 every run delivered (or already delivered), 1 a run was skipped as unreadable, "
-    "2 usage, 3 the collector stopped accepting (3 wins over 1).",
+    "2 usage, 3 the collector stopped accepting (3 wins over 1), 130/143 stopped by SIGINT/SIGTERM "
+    "(the run being sent is saved like a failed one, later runs are not attempted).",
 )
 @click.argument("dirs", metavar="[DIR]...", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
@@ -626,7 +634,8 @@ def backfill_command(
             bar.advance(run.spans)
 
     try:
-        report = backfill(dirs, roots, options, on_run, on_start)
+        with _stoppable(sends=output is None and not dry_run) as stop:
+            report = backfill(dirs, roots, options, on_run, on_start, stop=stop)
     finally:
         for bar in bars:
             bar.close()
@@ -643,19 +652,35 @@ def backfill_command(
     help=RESEND_HELP,
     short_help="Re-send a spill file of spans a collector did not accept.",
     epilog="Exit codes: 0 every span delivered (FILE deleted), 1 FILE missing or not OTLP/JSON, "
-    "2 usage, 3 export failed (what was not accepted stays in FILE).",
+    "2 usage, 3 export failed (what was not accepted stays in FILE), 130/143 stopped by "
+    "SIGINT/SIGTERM (likewise).",
 )
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @_sending
 @_quiet
 def resend_command(file: Path, sending: Sending, quiet: bool) -> int:
     """A spill file: :func:`~.replay.resend`, one line saying what was accepted; returns the exit code."""
-    resent = resend(file, sending.config())
+    with _stoppable(sends=True) as stop:
+        resent = resend(file, sending.config(), stop=stop)
     if not quiet:
         click.echo(render_resend_line(resent), err=True)
     if resent.failure is not None:
         raise resent.failure
     return EXIT_OK
+
+
+@contextmanager
+def _stoppable(*, sends: bool) -> Iterator[StopRequest | None]:
+    """While sending, SIGTERM and SIGINT stop in good order (see :mod:`.stopping`); else they keep theirs.
+
+    Writing a file or a dry run sends nothing that a signal could lose: the file is written
+    whole or not at all.
+    """
+    if not sends:
+        yield None
+        return
+    with stop_on_signals(PROG) as stop:
+        yield stop
 
 
 # --------------------------------------------------------------------------- #

@@ -17,6 +17,8 @@ EXIT_USAGE = 2
 """The command line or the upstream trace context is wrong; nothing was sent."""
 EXIT_EXPORT_FAILED = 3
 """The artifacts were fine, but the collector did not accept every span."""
+EXIT_SIGNAL_BASE = 128
+"""Stopped by signal N (SIGTERM, SIGINT) while sending: 128 + N, so 143 or 130; what was unsent is saved."""
 
 
 class ReplayError(Exception):
@@ -70,3 +72,19 @@ class ExportError(ReplayError):
         self.sent = sent
         self.total = total
         super().__init__(message)
+
+
+class StoppedError(ExportError):
+    """A stop signal ended the delivery; the spans not accepted were saved (or the message says LOST)."""
+
+    def __init__(self, message: str, *, signum: int, sent: int = 0, total: int = 0) -> None:
+        """Create the error.
+
+        Args:
+            message: What was delivered and where the rest went.
+            signum: The signal that stopped it; the exit code is 128 + signum.
+            sent: How many spans were accepted before the stop.
+            total: How many spans there were.
+        """
+        super().__init__(message, sent=sent, total=total)
+        self.exit_code = EXIT_SIGNAL_BASE + signum

@@ -189,7 +189,8 @@ def plan_trace(artifacts: Artifacts, options: PlanOptions | None = None) -> Plan
     warnings: list[str] = []
     invocation_key = _invocation_key(run, artifacts, warnings)
     trace_id = options.upstream.trace_id if options.upstream else invocation_key
-    ids = _SpanIds(trace_id, invocation_key)
+    # the run's identity, not only its invocation id: runs that share one never share span ids
+    ids = _SpanIds(trace_id, artifacts.identity or invocation_key)
     invocation = _invocation_span(artifacts, ids, options)
     spans = [invocation]
     nodes = artifacts.manifest.lookup() if artifacts.manifest else {}
@@ -205,23 +206,23 @@ def plan_trace(artifacts: Artifacts, options: PlanOptions | None = None) -> Plan
 
 
 class _SpanIds:
-    """Derives span ids from the trace id, the invocation and the node's identity."""
+    """Derives span ids from the trace id, the run's identity and the span's role and node."""
 
-    def __init__(self, trace_id: str, invocation_key: str) -> None:
+    def __init__(self, trace_id: str, run_identity: str) -> None:
         self.trace_id = trace_id
-        self.invocation_key = invocation_key
-        self._prefix = _json_array([trace_id, invocation_key])[:-1] + ", "
+        self.run_identity = run_identity
+        self._prefix = _json_array([trace_id, run_identity])[:-1] + ", "
 
     def derive(self, *parts: str) -> str:
         """The span id for these parts: the first non-zero 8 bytes of SHA-256 over a JSON array.
 
         JSON keeps the parts apart whatever characters they hold (no separator can collide);
-        the array is ``[trace_id, invocation_key, *parts]`` as ``json.dumps`` writes it.
+        the array is ``[trace_id, run_identity, *parts]`` as ``json.dumps`` writes it.
         """
         if _JSON_ESCAPED.search("".join(parts)) is None:
             key = self._prefix + '"' + '", "'.join(parts) + '"]'
         else:
-            key = json.dumps([self.trace_id, self.invocation_key, *parts], ensure_ascii=False)
+            key = json.dumps([self.trace_id, self.run_identity, *parts], ensure_ascii=False)
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
         for offset in range(0, len(digest) - 7, 8):
             candidate = digest[offset : offset + 8]

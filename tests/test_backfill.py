@@ -158,8 +158,10 @@ def test_json_summary_is_stable(archive: Path, tmp_path: Path) -> None:
         "written",
         "planned",
         "already_delivered",
+        "claimed_elsewhere",
         "skipped",
         "failed",
+        "stopped",
         "not_attempted",
         "exit_code",
     }

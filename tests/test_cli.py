@@ -290,8 +290,9 @@ def test_group_help_lists_the_commands_and_version() -> None:
     assert result.exit_code == 0
     commands = result.stdout.split("Commands:")[1].split()
     assert commands[0] == "replay" and "backfill" in commands and "resend" in commands
-    assert "Exit codes: 0 delivered, 1 bad input, 2 usage, 3 export failed." in " ".join(
-        result.stdout.split()
+    assert (
+        "Exit codes: 0 delivered, 1 bad input, 2 usage, 3 export failed, 130/143 stopped by SIGINT/SIGTERM"
+        in " ".join(result.stdout.split())
     )
     assert "dbt-otel-replay replay backfill" in result.stdout
     assert run("-h").stdout == result.stdout

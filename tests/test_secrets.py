@@ -215,7 +215,7 @@ def test_the_ledger_records_the_endpoint_without_its_query(
     result = run("backfill", str(target), "--ledger", str(ledger), "--endpoint", endpoint, "--format", "json")
     assert result.exit_code == 0, result.output
     with closing(sqlite3.connect(ledger)) as db:
-        rows = db.execute("select endpoint from delivered").fetchall()
+        rows = db.execute("select endpoint from delivered_runs").fetchall()
     assert rows == [(f"{otlp_receiver.http_endpoint}?[REDACTED]",)]
     assert SECRET not in result.output
 

@@ -13,7 +13,11 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,12 +28,13 @@ from click.testing import CliRunner
 from dbt_otel_replay.cli import main
 from tests.support.collector import free_port
 from tests.support.receiver import OtlpReceiver, ServerTls
+from tests.support.slow_server import SlowServer, wait_until
 from tests.support.tls import OPENSSL, make_tls_files
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "fixtures" / "artifacts" / "build"
 DOCS = (REPO / "docs" / "troubleshooting.md", REPO / "README.md")
-_ROW = re.compile(r"^\| (``.+?``|`[^`]+`) \| (\d) \|", re.MULTILINE)
+_ROW = re.compile(r"^\| (``.+?``|`[^`]+`) \| (\d{1,3}) \|", re.MULTILINE)
 _VARYING = re.compile(r"\\\.\\\.\\\.|\b(?:[NMKLCS]|FILE|PATH)\b")
 
 Outcome = tuple[int, str]
@@ -96,6 +101,13 @@ def send(tmp: Path, receiver: OtlpReceiver, protocol: str, *extra: str) -> Outco
 
 
 SCENARIOS: dict[str, Callable[[Path, OtlpReceiver], Outcome]] = {
+    "no complete answer within S s: the collector or the network is stalled (see --timeout); M spans saved "
+    "to FILE: re-send them with `dbt-otel-replay resend FILE`": lambda tmp, _: _trickling(tmp),
+    "stopped by SIGTERM after N of M spans were delivered; K spans saved to FILE: re-send them with "
+    "`dbt-otel-replay resend FILE`": lambda tmp, _: _signalled(tmp, twice=False),
+    "SIGTERM again: exiting at once; spans not yet saved are lost": lambda tmp, _: _signalled(
+        tmp, twice=True
+    ),
     "run_results.json: not found (is this the target/ directory of a dbt run?)": lambda tmp, _: cli(
         str(tmp), *_to(tmp)
     ),
@@ -253,6 +265,41 @@ def _unwritable_target(tmp: Path) -> Outcome:
         "0.5",
         env={"XDG_CACHE_HOME": str(cache)},
     )
+
+
+def _trickling(tmp: Path) -> Outcome:
+    """A server that sends its answer's headers, then a byte a second: the deadline covers the answer."""
+    with SlowServer("trickle_body", delay=1.0) as server:
+        return cli(str(target(tmp)), "--endpoint", server.endpoint, "--timeout", "1")
+
+
+def _signalled(tmp: Path, *, twice: bool) -> Outcome:
+    """The command as a process, sent SIGTERM while a slow server holds its request.
+
+    ``twice``: the spill goes to a FIFO whose reader never reads, so saving blocks once the
+    pipe is full (the fixture's one line is larger), and a second SIGTERM ends the process.
+    """
+    directory = target(tmp)
+    spill = directory / "otel-replay-unsent.json"
+    reader = None
+    if twice:
+        os.mkfifo(spill)
+        reader = os.open(spill, os.O_RDONLY | os.O_NONBLOCK)
+    env = {**os.environ, "TRACEPARENT": "", "TRACESTATE": "", "OTEL_EXPORTER_OTLP_PROTOCOL": ""}
+    try:
+        with SlowServer("slow", delay=30.0) as server:
+            argv = [sys.executable, "-m", "dbt_otel_replay", str(directory), "--endpoint", server.endpoint]
+            process = subprocess.Popen(argv, env=env, cwd=REPO, stderr=subprocess.PIPE, text=True)
+            wait_until(lambda: server.requests() >= 1 or process.poll() is not None, 60, "the request")
+            process.send_signal(signal.SIGTERM)
+            if twice:
+                time.sleep(1.5)  # the delivery stopped, and saving is blocked on the full FIFO
+                process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=60)
+    finally:
+        if reader is not None:
+            os.close(reader)
+    return process.returncode, stderr
 
 
 def _fifo(path: Path) -> Path:

@@ -40,7 +40,7 @@ def convert(request: EncodedRequest, encoding: Encoding) -> EncodedRequest:
         payload = json.dumps(to_otlp_json(request), separators=_COMPACT).encode()
     else:
         payload = to_message(request).SerializeToString()
-    return EncodedRequest(payload, request.spans, encoding)
+    return EncodedRequest(payload, request.spans, encoding, request.first_span)
 
 
 def to_message(request: EncodedRequest) -> ExportTraceServiceRequest:

@@ -10,11 +10,15 @@ and whether its failure is retryable, is the transport's (:mod:`.transport`).
 from __future__ import annotations
 
 import logging
+import math
+import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
+from ..stopping import STOP_GRACE_SECONDS, in_background
 from .config import ExportConfig
 from .requests import EncodedRequest
 from .transport import Answer, PermanentError, RetryableError, Transport, open_transport
@@ -29,6 +33,10 @@ MAX_BACKOFF_SECONDS = 8.0
 """The longest single wait between two attempts."""
 MIN_ATTEMPT_SECONDS = 0.001
 """The least time an attempt is given, even when the deadline has (just) passed."""
+DEADLINE_GRACE_SECONDS = 0.25
+"""How long past its deadline a request's answer is still waited for (the worker's own last read)."""
+POLL_SECONDS = 0.05
+"""How often the wait for an answer looks at the clock and at a stop request."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,8 @@ class Delivery:
             or partly rejected), to be saved and re-sent.
         problems: Why, one line per problem, in the receiver's words where it gave any, with
             every configured secret already redacted by the transport.
+        stopped: Whether a stop request (a signal) ended the delivery before every request
+            was answered.
     """
 
     endpoint: str
@@ -52,6 +62,7 @@ class Delivery:
     requests: int
     unsent: tuple[EncodedRequest, ...] = ()
     problems: tuple[str, ...] = ()
+    stopped: bool = False
 
     @property
     def complete(self) -> bool:
@@ -64,8 +75,9 @@ def deliver(
     config: ExportConfig,
     *,
     transport: Transport | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    stop: threading.Event | None = None,
 ) -> Delivery:
     """Send every request and check every answer; never drop a span silently.
 
@@ -78,37 +90,65 @@ def deliver(
     longer). A request the collector accepts only in part is returned as unsent
     too, and the delivery goes on.
 
+    Each request has ``config.timeout`` seconds in all, retries and reading the answer
+    included: a collector that answers a byte at a time is given up on when they are
+    over (``requests``' own timeout bounds each read, not the whole answer). When
+    ``stop`` is set, no further request is sent and one on the wire is given
+    :data:`~..stopping.STOP_GRACE_SECONDS` to be answered; what is left is returned as
+    unsent, with ``stopped`` set.
+
     Args:
         requests_: The encoded requests; an iterator is consumed one request at a time, so a
             large trace need not be encoded whole before the first request goes out.
         config: Where and how to send them.
         transport: The transport to use (left open, for the caller to reuse and close); by
             default the one ``config.protocol`` names, opened and closed here.
-        sleep: Waits between retries (replaceable in tests).
-        clock: A monotonic clock for deadlines (replaceable in tests).
+        sleep: Waits between retries (replaceable in tests); by default a wait that a stop ends.
+        clock: A monotonic clock for deadlines.
+        stop: Set (by a signal handler) to stop sending and return what is unsent.
 
     Returns:
         What was accepted and what was not.
     """
+    halt = stop if stop is not None else threading.Event()
+    pause: Callable[[float], object] = sleep or halt.wait
     sender = transport or open_transport(config)
     tally = _Tally(config.display_endpoint)
     pending = iter(requests_)
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="otlp-export") as worker:
-            in_flight: tuple[EncodedRequest, Future[Answer]] | None = None
-            for request in pending:
-                tally.total += request.spans
-                if in_flight is not None and not tally.settle(*in_flight):
-                    in_flight = None
+        in_flight: _InFlight | None = None
+        for request in pending:
+            tally.total += request.spans
+            if in_flight is not None:
+                settled = tally.settle(in_flight, halt, clock)
+                in_flight = None
+                if not settled:
                     tally.keep([request, *pending])  # kept for a re-send, not tried against a dead end
                     break
-                in_flight = request, worker.submit(_send_with_retry, sender, request, config, sleep, clock)
-            if in_flight is not None:
-                tally.settle(*in_flight)
+            if halt.is_set():
+                tally.stopped = True
+                tally.keep([request, *pending])
+                break
+            answer = in_background(
+                _send_with_retry, sender, request, config, pause, clock, halt, name="otlp-export"
+            )
+            in_flight = _InFlight(request, answer, clock() + config.timeout, config.timeout)
+        if in_flight is not None:
+            tally.settle(in_flight, halt, clock)
     finally:
         if transport is None:
             sender.close()
     return tally.delivery()
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A request on the wire: its answer to come, and when it is given up on."""
+
+    request: EncodedRequest
+    answer: Future[Answer]
+    deadline: float
+    timeout: float
 
 
 class _Tally:
@@ -119,13 +159,26 @@ class _Tally:
         self.total = self.accepted = self.complete = self.answered = 0
         self.unsent: list[EncodedRequest] = []
         self.problems: list[str] = []
+        self.stopped = False
 
-    def settle(self, request: EncodedRequest, answer: Future[Answer]) -> bool:
-        """Wait for a request's answer and count it; False when it failed for good."""
+    def settle(self, flight: _InFlight, halt: threading.Event, clock: Callable[[], float]) -> bool:
+        """Wait for a request's answer and count it; False when it failed for good or was stopped."""
         self.answered += 1
+        request = flight.request
         try:
-            response = answer.result()
-        except (RetryableError, PermanentError) as exc:
+            response = _answer_of(flight, halt, clock)
+        except _Stopped:
+            self.stopped = True
+            self.unsent.append(request)
+            return False
+        except RetryableError as exc:
+            if halt.is_set():  # the worker gave up for the stop request, not for the collector
+                self.stopped = True
+            else:
+                self.problems.append(f"{self.endpoint}: {exc}")
+            self.unsent.append(request)
+            return False
+        except PermanentError as exc:
             self.problems.append(f"{self.endpoint}: {exc}")
             self.unsent.append(request)
             return False
@@ -159,15 +212,49 @@ class _Tally:
             requests=self.complete,
             unsent=tuple(self.unsent),
             problems=tuple(self.problems),
+            stopped=self.stopped,
         )
+
+
+class _Stopped(Exception):
+    """The request was not answered before a stop request's grace ran out."""
+
+
+def _answer_of(flight: _InFlight, halt: threading.Event, clock: Callable[[], float]) -> Answer:
+    """The request's answer, waited for in short steps so a stop or the overall deadline is seen.
+
+    Raises:
+        _Stopped: When ``halt`` is set and the answer does not come within the grace.
+        RetryableError: When the deadline passed without a complete answer.
+    """
+    overdue = flight.deadline + DEADLINE_GRACE_SECONDS
+    stop_by = math.inf
+    while True:
+        now = clock()
+        if halt.is_set() and stop_by == math.inf:
+            stop_by = now + STOP_GRACE_SECONDS
+        if now >= min(overdue, stop_by):
+            if flight.answer.done():
+                return flight.answer.result()
+            if now >= stop_by:
+                raise _Stopped
+            raise RetryableError(
+                f"no complete answer within {flight.timeout:g} s: the collector or the network is "
+                "stalled (see --timeout)"
+            )
+        try:
+            return flight.answer.result(timeout=min(POLL_SECONDS, min(overdue, stop_by) - now))
+        except FutureTimeout:
+            continue
 
 
 def _send_with_retry(
     sender: Transport,
     request: EncodedRequest,
     config: ExportConfig,
-    sleep: Callable[[float], None],
+    sleep: Callable[[float], object],
     clock: Callable[[], float],
+    halt: threading.Event,
 ) -> Answer:
     deadline = clock() + config.timeout
     backoff = INITIAL_BACKOFF_SECONDS
@@ -181,7 +268,11 @@ def _send_with_retry(
                 raise RetryableError(
                     f"{exc} (gave up after {attempt} attempts in {config.timeout:g} s; see --timeout)"
                 ) from None
+            if halt.is_set():
+                raise
             logger.warning("%s: %s; retrying in %.1f s", config.display_endpoint, exc, wait)
             sleep(wait)
+            if halt.is_set():
+                raise
             backoff = min(backoff * BACKOFF_MULTIPLIER, MAX_BACKOFF_SECONDS)
             attempt += 1

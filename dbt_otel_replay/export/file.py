@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -152,10 +152,13 @@ class SpillContent:
         requests: One request per line, in the protobuf wire format.
         skipped: Why the last line was left out, when a write that failed part way cut it
             short (no newline at its end, and not OTLP/JSON); None when every line was read.
+        lines: Each request's line as the file holds it (with its newline), so what is not
+            delivered goes back into the file as it was, without converting it again.
     """
 
     requests: list[EncodedRequest]
     skipped: str | None = None
+    lines: list[str] = field(default_factory=list)
 
 
 def read_otlp_json(path: Path) -> list[EncodedRequest]:
@@ -205,7 +208,7 @@ def _read(path: Path, *, skip_cut_end: bool) -> SpillContent:
         raise ArtifactError(path, f"cannot be read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ArtifactError(path, f"cannot be read: not UTF-8 (byte {exc.start})") from None
-    requests = []
+    requests, kept = [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -213,17 +216,20 @@ def _read(path: Path, *, skip_cut_end: bool) -> SpillContent:
             requests.append(_request(line))
         except (ValueError, RecursionError) as exc:
             raise ArtifactError(path, f"line {number} is not an OTLP/JSON trace request ({exc})") from None
+        kept.append(line + "\n")
     if tail.strip():
         try:
-            requests.append(_request(tail.decode("utf-8")))  # a last line without its newline, but whole
+            last = tail.decode("utf-8")
+            requests.append(_request(last))  # a last line without its newline, but whole
+            kept.append(last + "\n")
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError: cut inside a character
             number = data.count(b"\n") + 1
             skipped = (
                 f"{path}: skipped line {number}, cut short by a write that failed part way "
                 "(no newline at its end; not OTLP/JSON)"
             )
-            return SpillContent(requests, skipped)
-    return SpillContent(requests)
+            return SpillContent(requests, skipped, kept)
+    return SpillContent(requests, lines=kept)
 
 
 def _request(line: str) -> EncodedRequest:

@@ -12,6 +12,7 @@ request a collector accepts.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -75,6 +76,8 @@ def iter_json_requests(
     *,
     max_request_bytes: int = MAX_REQUEST_BYTES,
     max_spans_per_request: int = MAX_SPANS_PER_REQUEST,
+    start: int = 0,
+    stop: int | None = None,
 ) -> Iterator[EncodedRequest]:
     """Encode every span of a plan into OTLP/JSON export requests (for OTLP/HTTP JSON), one at a time.
 
@@ -84,6 +87,8 @@ def iter_json_requests(
         max_request_bytes: The largest request body to produce (a single span larger than
             that still goes out, alone).
         max_spans_per_request: The most spans to put in one request.
+        start: Encode only ``plan.spans[start:stop]`` (the spans of requests not delivered).
+        stop: See ``start``; None for the end.
 
     Yields:
         The requests (:attr:`~.requests.Encoding.JSON`), in plan order.
@@ -100,9 +105,11 @@ def iter_json_requests(
     tail = b"]}]}]}"
     budget = max_request_bytes - len(head) - len(tail)
     writer = _SpanWriter(plan)
-    spans = (encode(writer.span(planned)) for planned in plan.spans)
+    spans = (encode(writer.span(planned)) for planned in itertools.islice(plan.spans, start, stop))
+    first = start
     for batch in pack(spans, budget, max_spans_per_request, separator=len(b",")):
-        yield EncodedRequest(head + b",".join(batch) + tail, len(batch), Encoding.JSON)
+        yield EncodedRequest(head + b",".join(batch) + tail, len(batch), Encoding.JSON, first)
+        first += len(batch)
 
 
 class _SpanWriter:

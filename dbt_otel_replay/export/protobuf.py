@@ -98,11 +98,13 @@ def iter_requests(
     scope = _field(_SCOPE_SPANS_SCOPE, name_and_version)
     budget = max_request_bytes - REQUEST_HEADROOM_BYTES - len(head) - len(scope)
     spans = (encoder.span(planned) for planned in plan.spans)
+    first = 0
     for batch in pack(spans, budget, max_spans_per_request):
         scope_spans = _field(_RESOURCE_SPANS_SCOPE_SPANS, b"".join([scope, *batch]))
         yield EncodedRequest(
-            _field(_REQUEST_RESOURCE_SPANS, head + scope_spans), len(batch), Encoding.PROTOBUF
+            _field(_REQUEST_RESOURCE_SPANS, head + scope_spans), len(batch), Encoding.PROTOBUF, first
         )
+        first += len(batch)
 
 
 class _SpanEncoder:

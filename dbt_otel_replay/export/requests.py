@@ -39,11 +39,15 @@ class EncodedRequest:
         payload: The request, serialised as ``encoding`` says.
         spans: How many spans it holds.
         encoding: The protobuf wire format or OTLP/JSON.
+        first_span: Where its spans start in the plan it was encoded from (``Plan.spans``), so
+            spans that were not delivered can be encoded again for a spill file straight from
+            the plan, far faster than converting; None for a request read back from a file.
     """
 
     payload: bytes
     spans: int
     encoding: Encoding
+    first_span: int | None = None
 
 
 SCOPE_NAME = "dbt-otel-replay"

@@ -247,6 +247,8 @@ class HttpTransport(ABC):
         except self._errors.SSLError as exc:
             reason = f"TLS handshake failed: {_root_cause(exc, config)}"
             raise PermanentError(_tls_hint(reason, config)) from None
+        except self._errors.ReadTimeout:
+            raise RetryableError("no answer in time: the collector or the network is stalled") from None
         except (self._errors.ConnectionError, self._errors.Timeout) as exc:
             raise RetryableError(f"cannot reach the collector: {_root_cause(exc, config)}") from None
         except self._errors.RequestException as exc:
