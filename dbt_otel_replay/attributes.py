@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-SpanKind = Literal["resource", "invocation", "node", "phase", "link", "event"]
+SpanKind = Literal[
+    "resource", "invocation", "node", "phase", "statement", "batch", "connection", "link", "event"
+]
 
 
 @dataclass(frozen=True)
@@ -138,8 +140,9 @@ ROWS_AFFECTED = _key(
 )
 QUERY_ID = _key(
     "dbt.adapter_response.query_id",
-    ("node",),
-    "`adapter_response.query_id` (Snowflake, Databricks, ...)",
+    ("node", "statement"),
+    "node: `adapter_response.query_id` (Snowflake, Databricks, ...); statement: the query or job id "
+    "dbt's log gives (Snowflake, BigQuery, Databricks, JSON `query_id`)",
     "`01b2...`",
 )
 JOB_ID = _key("dbt.adapter_response.job_id", ("node",), "`adapter_response.job_id` (BigQuery)", "`job_abc`")
@@ -166,9 +169,9 @@ BATCH_FAILED_COUNT = _key(
 )
 BATCH_WINDOW_START = _key(
     "dbt.batch.window_start",
-    ("node",),
-    "first start of the batch windows (data time)",
-    "`2024-01-01T00:00:00+00:00`",
+    ("node", "batch"),
+    "node: first start of the batch windows (data time); batch: its window's start as dbt's log names it",
+    "`2024-01-01T00:00:00+00:00`, `2024-01-03`",
 )
 BATCH_WINDOW_END = _key(
     "dbt.batch.window_end",
@@ -180,13 +183,42 @@ BATCH_FAILED_WINDOWS = _key(
     "dbt.batch.failed_windows", ("node",), "each failed window as `start/end` (string array)"
 )
 
+BATCH_INDEX = _key(
+    "dbt.batch.index",
+    ("batch",),
+    "the batch's number, from 1 (dbt's log: `Batch 3 of 5`); every batch span has it",
+    "`3`",
+)
+BATCH_TOTAL = _key("dbt.batch.total", ("batch",), "how many batches the model ran (`Batch 3 of 5`)", "`5`")
+
+# --- dbt.statement.*, dbt.connection.*: inside a node, from dbt's log ------------------------------
+STATEMENT_STATUS = _key(
+    "dbt.statement.status",
+    ("statement",),
+    "dbt's status text for the statement (`SQL status: ...`, or JSON `SQLQueryStatus.status`)",
+    "`SELECT 6`, `INSERT 0 5`, `OK`",
+)
+STATEMENT_ROWS = _key(
+    "dbt.statement.rows",
+    ("statement",),
+    "the row count that status text ends with",
+    "`5`",
+)
+CONNECTION_NAME = _key(
+    "dbt.connection.name",
+    ("statement", "connection"),
+    "the connection dbt ran it on (`On <name>:`): a node's unique_id, `master` (project hooks), "
+    "`list_<db>_<schema>` ...; every connection span has it",
+    "`model.jaffle_shop.orders`",
+)
+
 # --- dbt.phase: compile and execute ---------------------------------------------------------------
 PHASE = _key("dbt.phase", ("phase",), "timing entry `name`", "`compile`, `execute`", low_cardinality=True)
 
 # --- OpenTelemetry semantic conventions: database, code, thread -----------------------------------
 DB_SYSTEM_NAME = _key(
     "db.system.name",
-    ("invocation", "node"),
+    ("invocation", "node", "statement"),
     "adapter type mapped to OpenTelemetry's names (`postgres`→`postgresql`, `bigquery`→`gcp.bigquery`, "
     "`redshift`→`aws.redshift`, `sqlserver`→`microsoft.sql_server`, others as is)",
     "`postgresql`",
@@ -194,9 +226,9 @@ DB_SYSTEM_NAME = _key(
 )
 DB_NAMESPACE = _key(
     "db.namespace",
-    ("node",),
+    ("node", "statement"),
     "manifest `database` and `schema` (`db.schema` for PostgreSQL, `db|schema` elsewhere), "
-    "for models, seeds and snapshots",
+    "for models, seeds and snapshots (and their statements)",
     "`analytics.marts`",
     low_cardinality=True,
 )
@@ -208,15 +240,34 @@ DB_COLLECTION_NAME = _key(
 )
 DB_QUERY_TEXT = _key(
     "db.query.text",
-    ("node",),
-    "result `compiled_code` (or `compiled_sql`), cut at `--sql-max-chars`, **only with `--include-sql`**",
+    ("node", "statement"),
+    "node: result `compiled_code` (or `compiled_sql`); statement: the SQL dbt's log holds, without its "
+    "comments (dbt's query comment included); cut at `--sql-max-chars`, **only with `--include-sql`**",
     "`select ...`",
+)
+DB_OPERATION_NAME = _key(
+    "db.operation.name",
+    ("statement",),
+    "the statement's operation: its first keyword(s), upper-cased",
+    "`CREATE VIEW`, `INSERT`, `COMMIT`",
+    low_cardinality=True,
+)
+DB_QUERY_SUMMARY = _key(
+    "db.query.summary",
+    ("statement",),
+    "operation and target, also the statement span's name; every statement span has it",
+    "`CREATE VIEW lumber.stg_shipments`",
 )
 CODE_FILE_PATH = _key(
     "code.file.path", ("node",), "manifest node `original_file_path`", "`models/orders.sql`"
 )
 THREAD_NAME = _key(
-    "thread.name", ("node",), "result `thread_id`", "`Thread-3 (worker)`", low_cardinality=True
+    "thread.name",
+    ("node", "statement", "connection"),
+    "node: result `thread_id`; statement, connection: the thread in dbt's log (its text format cuts "
+    "names to 10 characters)",
+    "`Thread-3 (worker)`",
+    low_cardinality=True,
 )
 
 # --- OpenTelemetry semantic conventions: CI/CD pipelines ------------------------------------------

@@ -28,8 +28,8 @@ from .export.otlp_json import iter_otlp_json_lines
 from .export.requests import EncodedRequest, Encoding
 from .export.transport import open_transport
 from .ledger import Claim, Ledger
-from .plan import AttributeValue
 from .replay import Prepared, ReplayOptions, prepare, save_unsent, spillable
+from .spans import AttributeValue
 from .stopping import StopRequest, in_background
 
 

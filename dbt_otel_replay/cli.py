@@ -34,7 +34,7 @@ import click
 
 from . import __version__
 from .backfill import BackfillOptions, RunReport, backfill
-from .errors import EXIT_OK, ReplayError
+from .errors import EXIT_INTERNAL_ERROR, EXIT_OK, ReplayError
 from .export.config import ExportConfig, Protocol, parse_header, resolve_export_config
 from .export.file import STDOUT
 from .plan import DEFAULT_SQL_MAX_CHARS, Nesting, Plan, PlanOptions, TraceContext
@@ -59,6 +59,8 @@ from .views import (
 PROG = "dbt-otel-replay"
 DEFAULT_COMMAND = "replay"
 WATERFALL_WIDTH = 120
+DEBUG_VARIABLE = "DBT_OTEL_REPLAY_DEBUG"
+"""Set (to anything) to see an internal error's Python traceback instead of its one line."""
 """The waterfall's width when stdout is not a terminal."""
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 EXIT_CODES = (
@@ -132,6 +134,7 @@ _SENDING_OPTIONS = ("endpoint", "protocol", "headers", "timeout")
 _CONFLICTS: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
     (("traceparent",), ("traceparent_from",), "join one upstream context"),
     (("dry_run",), ("output",), "a dry run writes nothing"),
+    (("dbt_log",), ("no_dbt_log",), "read dbt's log from one place, or not at all"),
     (_SENDING_OPTIONS, ("output", "dry_run"), "only for sending; --output and --dry-run send nothing"),
 )
 """Options that contradict each other, with why; checked among the options a command has."""
@@ -163,6 +166,16 @@ class _Command(click.Command):
         except ReplayError as exc:
             _error_line(str(exc))
             code = exc.exit_code
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # a bug: still one line, unless asked for the traceback
+            if os.environ.get(DEBUG_VARIABLE):
+                raise
+            _error_line(
+                f"internal error: {type(exc).__name__}: {exc} (a bug in {PROG} {__version__}: please "
+                f"report it with the command you ran; {DEBUG_VARIABLE}=1 shows the traceback)"
+            )
+            code = EXIT_INTERNAL_ERROR
         ctx.exit(code)
 
 
@@ -262,12 +275,14 @@ class Sending:
 
 @dataclass(frozen=True)
 class Content:
-    """--service-name, --include-sql, --sql-max-chars and --nesting: what each trace holds."""
+    """--service-name, --include-sql, --sql-max-chars, --nesting, --dbt-log: what each trace holds."""
 
     service_name: str | None
     include_sql: bool
     sql_max_chars: int
     nesting: str
+    dbt_log: Path | None
+    no_dbt_log: bool
 
     def options(
         self, sending: Sending, *, output: Path | None, dry_run: bool, spill: Path | None
@@ -285,6 +300,8 @@ class Content:
             dry_run=dry_run,
             resource=resource_attributes(self.service_name),
             spill=spill,
+            dbt_log=self.dbt_log,
+            read_dbt_log=not self.no_dbt_log,
         )
 
 
@@ -362,7 +379,7 @@ _content = _grouped(
         metavar="N",
         default=DEFAULT_SQL_MAX_CHARS,
         show_default=True,
-        help="With --include-sql, cut each node's SQL after this many characters.",
+        help="With --include-sql, cut each node's and each statement's SQL after this many characters.",
     ),
     click.option(
         "--nesting",
@@ -371,6 +388,18 @@ _content = _grouped(
         show_default=True,
         help="Nest each node under its first executed parent, or under the parent that finished last "
         "before it started (the one that held it back). The other parents are span links either way.",
+    ),
+    click.option(
+        "--dbt-log",
+        type=click.Path(path_type=Path),
+        metavar="PATH",
+        help="dbt's log file, or a logs directory, to read each statement, microbatch batch and "
+        "connection from. [default: logs/dbt.log beside the target directory, when there is one]",
+    ),
+    click.option(
+        "--no-dbt-log",
+        is_flag=True,
+        help="Do not read dbt's log: node and phase spans only.",
     ),
 )
 

@@ -17,6 +17,8 @@ EXIT_USAGE = 2
 """The command line or the upstream trace context is wrong; nothing was sent."""
 EXIT_EXPORT_FAILED = 3
 """The artifacts were fine, but the collector did not accept every span."""
+EXIT_INTERNAL_ERROR = 70
+"""A bug in dbt-otel-replay (EX_SOFTWARE): one line says so; DBT_OTEL_REPLAY_DEBUG=1 shows the traceback."""
 EXIT_SIGNAL_BASE = 128
 """Stopped by signal N (SIGTERM, SIGINT) while sending: 128 + N, so 143 or 130; what was unsent is saved."""
 

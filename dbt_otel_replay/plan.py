@@ -15,12 +15,9 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
-
-import msgspec
 
 from . import attributes as attr
 from .artifacts import (
@@ -34,17 +31,22 @@ from .artifacts import (
 )
 from .critical import Window, critical_chain, holding_parent
 from .dag import Dag, build_dag, on_cycles, parent_cycles
+from .dbtlog import InvocationLog
+from .inside import inside_spans
+from .spans import (
+    HOOK_PREFIX,
+    SQL_TRUNCATION_MARK,
+    AttributeValue,
+    PlannedEvent,
+    PlannedLink,
+    PlannedSpan,
+    SpanRole,
+)
 from .statuses import FAILED_STATUSES, StatusCode, status
 from .timestamps import NANOS_PER_SECOND
 
-AttributeValue = str | bool | int | float | tuple[str, ...]
-Attributes = Mapping[str, AttributeValue]
-
-HOOK_PREFIX = "operation."
-"""unique_id prefix of on-run-start/on-run-end hooks, which run outside the DAG."""
 DEFAULT_SQL_MAX_CHARS = 4096
 """How much compiled SQL --include-sql exports per node."""
-SQL_TRUNCATION_MARK = "\n-- [truncated by dbt-otel-replay]"
 _RELATION_TYPES = frozenset({"model", "seed", "snapshot"})
 _TASK_TYPES = {"model": "build", "seed": "build", "snapshot": "build", "test": "test", "unit_test": "test"}
 _DB_SYSTEM_NAMES = {
@@ -68,14 +70,6 @@ _DB_SYSTEM_NAMES = {
 Nesting = Literal["first-parent", "critical"]
 
 
-class SpanRole(Enum):
-    """What a planned span stands for."""
-
-    INVOCATION = "invocation"
-    NODE = "node"
-    PHASE = "phase"
-
-
 @dataclass(frozen=True)
 class TraceContext:
     """A W3C trace context: the upstream parent of a run, or what the next stage joins.
@@ -96,43 +90,6 @@ class TraceContext:
     def traceparent(self) -> str:
         """The context as a version-00 ``traceparent`` header value."""
         return f"00-{self.trace_id}-{self.span_id}-{self.trace_flags:02x}"
-
-
-class PlannedEvent(msgspec.Struct, frozen=True, gc=False):
-    """A point in time on a span, such as a dbt warning."""
-
-    name: str
-    time_unix_nano: int
-    attributes: Attributes = msgspec.field(default_factory=dict)
-
-
-class PlannedLink(msgspec.Struct, frozen=True, gc=False):
-    """A link from a node span to the span of one of its other executed parents."""
-
-    trace_id: str
-    span_id: str
-    attributes: Attributes = msgspec.field(default_factory=dict)
-
-
-class PlannedSpan(msgspec.Struct, frozen=True, gc=False):
-    """One span of the replayed trace, ready for encoding (a plain immutable record, cheap to make)."""
-
-    role: SpanRole
-    span_id: str
-    parent_span_id: str | None
-    name: str
-    start_time_unix_nano: int
-    end_time_unix_nano: int
-    attributes: Attributes
-    events: tuple[PlannedEvent, ...] = ()
-    links: tuple[PlannedLink, ...] = ()
-    status: StatusCode = StatusCode.UNSET
-    status_message: str = ""
-
-    @property
-    def duration_seconds(self) -> float:
-        """The span's length in seconds."""
-        return (self.end_time_unix_nano - self.start_time_unix_nano) / NANOS_PER_SECOND
 
 
 @dataclass(frozen=True)
@@ -174,15 +131,20 @@ class PlanOptions:
     nesting: Nesting = "first-parent"
 
 
-def plan_trace(artifacts: Artifacts, options: PlanOptions | None = None) -> Plan:
+def plan_trace(
+    artifacts: Artifacts, options: PlanOptions | None = None, log: InvocationLog | None = None
+) -> Plan:
     """Plan the spans that replay one dbt invocation.
 
     Args:
         artifacts: The run's validated artifacts.
         options: What to include and which upstream context to join.
+        log: What dbt's log says of this invocation (see :mod:`.dbtlog`): its statements,
+            microbatch batches and connections become spans inside the nodes (:mod:`.inside`).
 
     Returns:
-        The plan: the invocation span first, then each node span followed by its phases.
+        The plan: the invocation span first, then each node span followed by its phases, then
+        the spans from the log (batches, connections, statements).
     """
     options = options or PlanOptions()
     run = artifacts.run_results
@@ -195,6 +157,19 @@ def plan_trace(artifacts: Artifacts, options: PlanOptions | None = None) -> Plan
     spans = [invocation]
     nodes = artifacts.manifest.lookup() if artifacts.manifest else {}
     spans.extend(_node_spans(artifacts, nodes, ids, invocation, options, warnings))
+    if log is not None:
+        adapter = artifacts.manifest.metadata.adapter_type if artifacts.manifest else None
+        spans.extend(
+            inside_spans(
+                log,
+                spans,
+                ids.derive,
+                db_system=db_system_name(adapter),
+                include_sql=options.include_sql,
+                sql_max_chars=options.sql_max_chars,
+                warnings=warnings,
+            )
+        )
     context = TraceContext(
         trace_id=trace_id,
         span_id=invocation.span_id,

@@ -19,8 +19,9 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from ._files import locked, refuse_inputs, remove_output
-from .artifacts import load_artifacts
-from .errors import ConfigError, ExportError, StoppedError
+from .artifacts import Artifacts, load_artifacts
+from .dbtlog import InvocationLog, find_log_files, read_invocation
+from .errors import ArtifactError, ConfigError, ExportError, StoppedError
 from .export.config import ExportConfig, resolve_export_config
 from .export.convert import convert
 from .export.deliver import Delivery, deliver
@@ -29,8 +30,10 @@ from .export.file import STDOUT, append_otlp_json, read_spill, write_lines
 from .export.otlp_json import iter_json_requests, iter_otlp_json_lines
 from .export.requests import EncodedRequest, Encoding
 from .export.transport import encoding_for
-from .plan import AttributeValue, Plan, PlanOptions, plan_trace
+from .inside import node_times
+from .plan import Plan, PlanOptions, plan_trace
 from .propagation import CARRIER_FILENAME, write_carrier
+from .spans import AttributeValue
 from .stopping import StopRequest
 
 DEFAULT_SERVICE_NAME = "dbt"
@@ -62,6 +65,9 @@ class ReplayOptions:
             see :func:`spill_places`; a path given here is the only one tried).
         extra_outputs: Files the caller writes after the replay (the CLI's --html report),
             refused up front like the others when they name an input artifact.
+        dbt_log: dbt's log file, or a logs directory, to read the statements from instead of
+            TARGET_DIR/../logs/dbt.log (and its rotated siblings).
+        read_dbt_log: Read dbt's log at all (--no-dbt-log: only the artifacts).
     """
 
     export: ExportConfig | None = None
@@ -75,6 +81,8 @@ class ReplayOptions:
     )
     spill: Path | None = None
     extra_outputs: tuple[Path | None, ...] = ()
+    dbt_log: Path | None = None
+    read_dbt_log: bool = True
 
 
 @dataclass(frozen=True)
@@ -162,14 +170,54 @@ def prepare(target: Path, options: ReplayOptions, *, encoding: Encoding | None =
         ArtifactError: If the artifacts cannot be read.
     """
     artifacts = load_artifacts(target, options.manifest, include_sql=options.plan.include_sql)
-    plan = plan_trace(artifacts, options.plan)
+    log_warnings: list[str] = []
+    log = read_log(artifacts, options, log_warnings) if options.read_dbt_log else None
+    plan = plan_trace(artifacts, options.plan, log)
     requests = [] if encoding is None or options.dry_run else list(ENCODERS[encoding](plan, options.resource))
     return Prepared(
         plan,
-        artifacts.warnings + plan.warnings,
+        artifacts.warnings + tuple(log_warnings) + plan.warnings,
         requests,
         artifacts.run_results_path,
         artifacts.manifest_path,
+    )
+
+
+def read_log(artifacts: Artifacts, options: ReplayOptions, warnings: list[str]) -> InvocationLog | None:
+    """What dbt's log says of the run's invocation, or None (with a warning) when it cannot say.
+
+    The log is found beside the target directory (``logs/dbt.log``, as dbt writes it by default)
+    unless ``options.dbt_log`` names it; no log there is no warning (many archives keep none),
+    but a log without this invocation, or whose times cannot be aligned with run_results.json,
+    is. Only the invocation's own lines are used.
+
+    Args:
+        artifacts: The run's artifacts.
+        options: ``dbt_log``, and the SQL choices.
+        warnings: Receives the log's problems, one line each.
+
+    Returns:
+        The invocation's statements, batches and connections.
+
+    Raises:
+        ArtifactError: If a log named with ``--dbt-log`` is missing or cannot be read.
+    """
+    files = find_log_files(artifacts.run_results_path.parent, options.dbt_log)
+    if not files:
+        if options.dbt_log is not None:
+            raise ArtifactError(
+                options.dbt_log, "not found (--dbt-log names dbt's log file or logs directory)"
+            )
+        return None
+    results = artifacts.run_results.results
+    times = node_times((r.unique_id, r.started_at, r.completed_at) for r in results)
+    return read_invocation(
+        files,
+        artifacts.run_results.metadata.invocation_id or "",
+        times,
+        warnings,
+        keep_sql=options.plan.include_sql,
+        max_sql_chars=options.plan.sql_max_chars + 1,  # one more: the planner marks what it cuts
     )
 
 

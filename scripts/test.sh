@@ -53,14 +53,15 @@ export AIRFLOW_PYTHON="$PWD/.venv-airflow/bin/python"
 # everything else is locked in requirements/lowest-py310.txt.
 PYTHON310="$(bash scripts/find-python310.sh)"
 if [[ -n "$PYTHON310" && $# -eq 0 ]]; then
-  echo "== Python 3.10 ($PYTHON310), lowest dependencies: artifacts, planning, encoding, export, CLI" >&2
+  echo "== Python 3.10 ($PYTHON310), lowest dependencies: artifacts, dbt's log, planning, encoding, export, CLI, ledger" >&2
   [[ -x .venv310/bin/python ]] || "$PYTHON310" -m venv .venv310
   pip_into .venv310 -c requirements/lowest-py310.txt pip
   pip_into .venv310 -c requirements/lowest.txt -c requirements/lowest-py310.txt -e . pytest hypothesis pyyaml
   .venv310/bin/python -m pytest -p no:cacheprovider \
     tests/test_timestamps.py tests/test_artifacts.py tests/test_plan.py tests/test_contract.py \
     tests/test_quirks.py tests/test_propagation.py tests/test_config.py tests/test_encode.py tests/test_cli.py \
-    tests/test_export.py tests/test_secrets.py tests/test_escapes.py tests/test_outputs.py
+    tests/test_export.py tests/test_secrets.py tests/test_escapes.py tests/test_outputs.py \
+    tests/test_dbtlog.py tests/test_sqlsummary.py tests/test_inside.py tests/test_ledger.py
 elif [[ $# -eq 0 ]]; then
   echo "== no Python 3.10 on this machine: the 3.10 run is skipped" >&2
 fi

@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
 from dbt_otel_replay.artifacts import load_artifacts
 from dbt_otel_replay.cli import main
 from dbt_otel_replay.critical import Window, critical_chain, holding_parent
-from dbt_otel_replay.plan import PlannedSpan, PlanOptions, plan_trace
+from dbt_otel_replay.plan import PlanOptions, plan_trace
+from dbt_otel_replay.spans import PlannedSpan
 from dbt_otel_replay.views.analysis import analyse
 from tests.support.contract import nanos
+from tests.support.oracles import SUMMARY_KEYS, union_by_sweep
 
 BUILD = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts" / "build"
+LOGGED = Path(__file__).resolve().parents[1] / "fixtures" / "logs" / "dbt-1.11-text" / "target"
 P = "replay_fixture"
 
 
@@ -100,57 +104,70 @@ def test_summary_and_json_format(tmp_path: Path) -> None:
     text = CliRunner().invoke(main, [str(BUILD), "--dry-run"], env={"TRACEPARENT": ""})
     assert "critical path: 4 nodes" in text.stderr and "threads: " in text.stderr
     assert f"model.{P}.customer_orders  (waited " in text.stderr
-    result = CliRunner().invoke(
-        main,
-        [
-            str(BUILD),
-            "-o",
-            str(tmp_path / "t.json"),
-            "--traceparent-to",
-            str(tmp_path / "tp"),
-            "--format",
-            "json",
-        ],
-        env={"TRACEPARENT": ""},
-    )
-    assert result.exit_code == 0
-    document = json.loads(result.stdout)
-    assert set(document) == {
-        "version",
-        "trace_id",
-        "traceparent",
-        "command",
-        "invocation_id",
-        "destination",
-        "spans",
-        "nodes",
-        "statuses",
-        "wall_time_seconds",
-        "slowest",
-        "failures",
-        "critical_path",
-        "critical_path_seconds",
-        "threads",
-        "execution_window_seconds",
-        "idle_share",
-        "warnings",
-    }
+    document = _json_summary(BUILD, tmp_path / "build")
+    assert set(document) == SUMMARY_KEYS, "a run without dbt's log keeps the document it always had"
     assert document["version"] == 1 and document["spans"] == 94 and document["nodes"] == 33
     assert [step["unique_id"] for step in document["critical_path"]][-1] == f"model.{P}.customer_ltv"
     assert {f["status"] for f in document["failures"]} == {"error", "fail"}
     assert set(document["threads"][0]) == {"name", "busy_seconds", "utilisation", "nodes"}
 
 
-def _union_by_sweep(intervals: list[tuple[int, int]]) -> int:
-    """Covered time, computed apart from the module: walk the sorted boundaries, count what is open."""
-    events = sorted([(start, 1) for start, end in intervals] + [(end, -1) for start, end in intervals])
-    covered, open_count, since = 0, 0, 0
-    for moment, step in events:
-        if open_count > 0:
-            covered += moment - since
-        open_count += step
-        since = moment
-    return covered
+def test_json_summary_with_dbt_log(tmp_path: Path) -> None:
+    document = _json_summary(LOGGED, tmp_path)
+    assert set(document) == SUMMARY_KEYS | {"span_roles", "slowest_statements", "node_breakdown", "batches"}
+    roles = document["span_roles"]
+    assert set(roles) == {"invocation", "node", "phase", "statement", "batch", "connection"}
+    assert sum(roles.values()) == document["spans"] and roles["node"] == document["nodes"]
+    assert roles["statement"] > 0 and roles["batch"] == 5
+    assert set(document["slowest_statements"][0]) == {
+        "summary",
+        "operation",
+        "seconds",
+        "unique_id",
+        "connection",
+        "status",
+        "rows",
+        "query_id",
+        "error",
+    }
+    seconds = [s["seconds"] for s in document["slowest_statements"]]
+    assert len(seconds) == 5 and seconds == sorted(seconds, reverse=True)
+    breakdown = {b["unique_id"]: b for b in document["node_breakdown"]}
+    parallel = breakdown["model.replay_logs.parallel_a"]
+    assert parallel["statements"] >= 1 and parallel["failed_statements"] == 0
+    assert 0 < parallel["statement_seconds"] < parallel["seconds"]
+    assert breakdown["model.replay_logs.broken_model"]["failed_statements"] == 1
+    for entry in breakdown.values():
+        parts = entry["statement_seconds"] + entry["connection_seconds"] + entry["overhead_seconds"]
+        assert abs(parts - entry["seconds"]) < 1e-9 and entry["overhead_seconds"] >= 0
+    assert document["batches"] == [
+        {
+            "unique_id": "model.replay_logs.events_microbatch",
+            "batches": 5,
+            "failed": 1,
+            "failed_windows": ["2024-01-03"],
+        }
+    ]
+
+
+def _json_summary(target: Path, out: Path) -> dict[str, Any]:
+    out.mkdir(exist_ok=True)
+    result = CliRunner().invoke(
+        main,
+        [
+            str(target),
+            "-o",
+            str(out / "t.json"),
+            "--traceparent-to",
+            str(out / "tp"),
+            "--format",
+            "json",
+        ],
+        env={"TRACEPARENT": ""},
+    )
+    assert result.exit_code == 0, result.output
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
 
 
 def _one_thread_run(tmp_path: Path, timings: dict[str, tuple[str, str]] | None = None) -> Path:
@@ -185,9 +202,9 @@ def test_concurrent_nodes_on_one_thread_count_their_overlap_once(tmp_path: Path)
     )
     (thread,) = analysis.threads
     assert thread.name == "Thread-1" and thread.nodes == len(intervals)
-    assert thread.busy_seconds == _union_by_sweep(intervals) / 1e9 <= analysis.window_seconds
-    assert thread.utilisation == _union_by_sweep(intervals) / window <= 1.0
-    assert abs(analysis.idle_share - (1 - _union_by_sweep(intervals) / window)) < 1e-12
+    assert thread.busy_seconds == union_by_sweep(intervals) / 1e9 <= analysis.window_seconds
+    assert thread.utilisation == union_by_sweep(intervals) / window <= 1.0
+    assert abs(analysis.idle_share - (1 - union_by_sweep(intervals) / window)) < 1e-12
 
 
 def test_overlap_on_one_thread_by_hand(tmp_path: Path) -> None:

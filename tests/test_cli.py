@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from dbt_otel_replay import __version__
 from dbt_otel_replay.cli import main
 from tests.support.cli import run_cli as run
 from tests.support.collector import free_port as closed_port
@@ -258,12 +259,13 @@ def options_in(help_text: str) -> set[str]:
 REPLAY_OPTIONS = {
     "--manifest", "--endpoint", "--protocol", "--header", "--timeout", "--output", "--dry-run",
     "--service-name", "--traceparent", "--traceparent-from", "--traceparent-to", "--include-sql",
-    "--sql-max-chars", "--spill", "--format", "--html", "--waterfall", "--nesting", "--quiet", "--help",
+    "--sql-max-chars", "--spill", "--format", "--html", "--waterfall", "--nesting", "--dbt-log",
+    "--no-dbt-log", "--quiet", "--help",
 }  # fmt: skip
 BACKFILL_OPTIONS = {
     "--recursive", "--ledger", "--force", "--endpoint", "--protocol", "--header", "--timeout", "--output",
     "--dry-run", "--service-name", "--include-sql", "--sql-max-chars", "--spill", "--format", "--nesting",
-    "--quiet", "--help",
+    "--dbt-log", "--no-dbt-log", "--quiet", "--help",
 }  # fmt: skip
 RESEND_OPTIONS = {"--endpoint", "--protocol", "--header", "--timeout", "--quiet", "--help"}
 
@@ -312,7 +314,11 @@ def test_python_dash_m_runs_the_command() -> None:
     [
         ([], "give a TARGET_DIR, or a command: see 'dbt-otel-replay --help'"),
         (["replay"], "Missing argument 'TARGET_DIR' (see 'dbt-otel-replay replay --help')"),
-        (["DIR", "--bogus"], "No such option '--bogus' (see 'dbt-otel-replay replay --help')"),
+        (["DIR", "--bogus"], "No such option '--bogus'"),
+        (
+            ["DIR", "--dry-run", "--dbt-log", "x", "--no-dbt-log"],
+            "--dbt-log cannot be combined with --no-dbt-log",
+        ),
         (["backfill"], "give a DIR or --recursive ROOT"),
         (["backfill", "DIR", "--traceparent", UPSTREAM], "No such option '--traceparent'"),
         (["backfill", "DIR", "--html", "r.html"], "No such option '--html'"),
@@ -335,3 +341,25 @@ def test_resend_of_a_missing_file_exits_1(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith(f"dbt-otel-replay: error: {tmp_path / 'spill.json'}: ")
     assert result.stderr.count("\n") == 1
+
+
+def test_a_bug_is_one_line_and_exit_70_unless_the_traceback_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No real input makes the tool fail unexpectedly (that would be a bug to fix), so one is planted."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("boom \x1b[2J")
+
+    monkeypatch.setattr("dbt_otel_replay.cli.replay", broken)
+    result = run(str(FIXTURES / "build"), "--dry-run")
+    assert result.exit_code == 70
+    assert result.stderr.splitlines() == [
+        "dbt-otel-replay: error: internal error: ValueError: boom \\x1b[2J (a bug in dbt-otel-replay "
+        f"{__version__}: please report it with the command you ran; DBT_OTEL_REPLAY_DEBUG=1 shows the "
+        "traceback)"
+    ]
+    shown = CliRunner().invoke(
+        main, [str(FIXTURES / "build"), "--dry-run"], env={"DBT_OTEL_REPLAY_DEBUG": "1"}
+    )
+    assert isinstance(shown.exception, ValueError)

@@ -20,7 +20,8 @@ from dbt_otel_replay.artifacts import load_artifacts
 from dbt_otel_replay.cli import main
 from dbt_otel_replay.critical import Window, critical_chain
 from dbt_otel_replay.dag import Dag, on_cycles, parent_cycles
-from dbt_otel_replay.plan import Nesting, Plan, PlannedSpan, PlanOptions, plan_trace
+from dbt_otel_replay.plan import Nesting, Plan, PlanOptions, plan_trace
+from dbt_otel_replay.spans import PlannedSpan
 from dbt_otel_replay.views import render_tree
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts" / "build"

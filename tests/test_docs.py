@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from dbt_otel_replay.artifacts import load_artifacts
-from dbt_otel_replay.plan import PlanOptions, SpanRole, plan_trace
+from dbt_otel_replay.plan import PlanOptions, plan_trace
+from dbt_otel_replay.replay import ReplayOptions, prepare
+from dbt_otel_replay.spans import SpanRole
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures" / "artifacts"
+LOG_FIXTURES = REPO / "fixtures" / "logs"
 CONTRACT = REPO / "docs" / "trace-contract.md"
 _ROW = re.compile(r"^\| ([a-z, ]+) \| `([^`]+)` \|", re.MULTILINE)
 
@@ -56,7 +59,36 @@ def emitted(tmp_path: Path) -> set[tuple[str, str]]:
             keys |= {("event", key) for event in span.events for key in event.attributes}
             keys |= {("link", key) for link in span.links for key in link.attributes}
         assert plan.spans[0].role is SpanRole.INVOCATION
+    # the spans dbt's log adds inside the nodes: every scenario of fixtures/logs, SQL included, and
+    # one whose log also has what a PostgreSQL run never writes (a query id, an early connection)
+    targets = [*sorted(LOG_FIXTURES.glob("*/target")), _warehouse_lines(tmp_path / "warehouse")]
+    for target in targets:
+        options = ReplayOptions(dry_run=True, plan=PlanOptions(include_sql=True))
+        plan = prepare(target, options).plan
+        for span in plan.spans:
+            keys |= {(span.role.value, key) for key in span.attributes}
     return keys
+
+
+def _warehouse_lines(directory: Path) -> Path:
+    """dbt-1.11-text with two lines other adapters write: a Snowflake query id after a statement's
+    status, and a connection opened before a node's first statement (as for a Python model)."""
+    shutil.copytree(LOG_FIXTURES / "dbt-1.11-text", directory)
+    log = directory / "logs" / "dbt.log"
+    lines = log.read_text().split("\n")
+    build = max(i for i, line in enumerate(lines) if line.startswith("=" * 30))  # the last invocation
+    first = next(
+        i for i in range(build, len(lines)) if "[Thread-2 (]: On model.replay_logs.parallel_a: " in lines[i]
+    )
+    opened = (
+        lines[first - 1][:19] + " [debug] [Thread-2 (]: Opening a new connection, currently in state init"
+    )
+    status = next(i for i in range(first, len(lines)) if "[Thread-2 (]: SQL status: " in lines[i])
+    query_id = lines[status][:19] + " [debug] [Thread-2 (]: Snowflake adapter: Snowflake query id: 01b2-test"
+    lines[status + 1 : status + 1] = [query_id]
+    lines[first:first] = [opened]
+    log.write_text("\n".join(lines))
+    return directory / "target"
 
 
 def test_the_attribute_table_lists_exactly_what_the_planner_emits(tmp_path: Path) -> None:

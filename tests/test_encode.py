@@ -17,18 +17,8 @@ from dbt_otel_replay.export.file import otlp_json_lines
 from dbt_otel_replay.export.otlp_json import iter_json_requests, iter_otlp_json_lines
 from dbt_otel_replay.export.protobuf import encode_requests
 from dbt_otel_replay.export.requests import MAX_REQUEST_BYTES, MAX_SPANS_PER_REQUEST, EncodedRequest, Encoding
-from dbt_otel_replay.plan import (
-    AttributeValue,
-    Plan,
-    PlannedEvent,
-    PlannedLink,
-    PlannedSpan,
-    PlanOptions,
-    SpanRole,
-    StatusCode,
-    TraceContext,
-    plan_trace,
-)
+from dbt_otel_replay.plan import Plan, PlanOptions, StatusCode, TraceContext, plan_trace
+from dbt_otel_replay.spans import AttributeValue, PlannedEvent, PlannedLink, PlannedSpan, SpanRole
 from tests.support.contract import from_otlp_json_lines, from_proto
 from tests.support.proto_oracle import key_values, oracle_span
 

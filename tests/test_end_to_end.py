@@ -1,7 +1,8 @@
 """End to end, for real: dbt build on PostgreSQL, then dbt-otel-replay into rotel, relayed to a receiver.
 
 Needs the local PostgreSQL that scripts/start-postgres.sh starts (scripts/test.sh does).
-The receiver checks the trace contract span by span on what rotel relayed.
+The receiver checks the trace contract span by span on what rotel relayed, and the statement
+spans read from the live run's own logs/dbt.log.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.support.collector import RotelCollector
-from tests.support.contract import check_contract, from_proto, load_pair
-from tests.support.receiver import OtlpReceiver
+from tests.support.contract import SpanRecord, check_contract, from_proto, load_pair
+from tests.support.logs import invocation_log
+from tests.support.receiver import OtlpReceiver, attributes_to_dict
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -68,9 +70,26 @@ def spans_of(receiver: OtlpReceiver) -> list[Span]:
     return [r.span for r in receiver.spans()]
 
 
-def expected_span_count(target: Path) -> int:
+def node_level_span_count(target: Path) -> int:
+    """The invocation, node and phase spans run_results.json asks for (counted with json alone)."""
     run_results, _ = load_pair(target)
     return 1 + len(run_results["results"]) + sum(len(r["timing"]) for r in run_results["results"])
+
+
+def log_spans(target: Path) -> int:
+    """The statement, batch and connection spans dbt's log beside the target asks for."""
+    log = invocation_log(target)
+    return len(log.statements) + len(log.batches) + len(log.waits)
+
+
+def expected_span_count(target: Path) -> int:
+    return node_level_span_count(target) + log_spans(target)
+
+
+def from_the_log(span: SpanRecord) -> bool:
+    return any(
+        key in span.attributes for key in ("db.query.summary", "dbt.batch.index", "dbt.connection.name")
+    )
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
@@ -97,11 +116,20 @@ def test_dbt_build_replayed_through_rotel(
     total = expected_span_count(dbt_target)
     assert f"{total} spans" in result.stderr and "sent to" in result.stderr
 
+    assert "fall outside" not in result.stderr and "dbt.log" not in result.stderr
+
     otlp_receiver.wait_for_spans(total, timeout=30)
     received = otlp_receiver.spans()
     spans = [from_proto(r.span, r.resource_attributes) for r in received]
     run_results, manifest = load_pair(dbt_target)
-    by_uid = check_contract(run_results, manifest, spans)
+    by_uid = check_contract(run_results, manifest, [s for s in spans if not from_the_log(s)])
+    # the live run's own dbt.log: every statement a CLIENT span inside a span of the same trace
+    statements = [r.span for r in received if "db.query.summary" in attributes_to_dict(r.span.attributes)]
+    assert len([s for s in spans if from_the_log(s)]) == log_spans(dbt_target)
+    ids = {s.span_id for s in spans}
+    assert statements and all(s.kind == Span.SpanKind.SPAN_KIND_CLIENT for s in statements)
+    assert all(s.parent_span_id.hex() in ids for s in statements)
+    assert all(s.name == attributes_to_dict(s.attributes)["db.query.summary"] for s in statements)
     assert {s.resource["service.name"] for s in spans} == {"nightly-dbt"}
     fan_in = by_uid["model.replay_fixture.customer_orders"]
     assert len(fan_in.links) == 2, "span links must survive the collector"

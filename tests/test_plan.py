@@ -11,16 +11,8 @@ import msgspec
 import pytest
 
 from dbt_otel_replay.artifacts import Artifacts, load_artifacts
-from dbt_otel_replay.plan import (
-    SQL_TRUNCATION_MARK,
-    Plan,
-    PlannedSpan,
-    PlanOptions,
-    SpanRole,
-    StatusCode,
-    TraceContext,
-    plan_trace,
-)
+from dbt_otel_replay.plan import Plan, PlanOptions, StatusCode, TraceContext, plan_trace
+from dbt_otel_replay.spans import SQL_TRUNCATION_MARK, PlannedSpan, SpanRole
 from tests.support.contract import nanos
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts"

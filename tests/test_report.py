@@ -21,6 +21,8 @@ import pytest
 
 from dbt_otel_replay.artifacts import load_artifacts
 from dbt_otel_replay.plan import Plan, plan_trace
+from dbt_otel_replay.replay import ReplayOptions, prepare
+from dbt_otel_replay.spans import SpanRole
 from dbt_otel_replay.statuses import FAILED_STATUSES
 from dbt_otel_replay.views.analysis import RunAnalysis, analyse
 from dbt_otel_replay.views.report import render_html
@@ -414,3 +416,83 @@ def test_chromium_renders_a_5000_node_run(workdir: Path) -> None:
     assert len([r for r in dom.find("tr", within="critical-path") if "data-node" in r.attrs]) == len(
         analysis.critical_path
     )
+
+
+# --------------------------------------------------------------------------- inside the nodes (dbt's log)
+
+LOGGED = Path(__file__).resolve().parents[1] / "fixtures" / "logs" / "dbt-1.11-text" / "target"
+
+
+@pytest.fixture(scope="module")
+def logged(workdir: Path) -> tuple[Plan, Path]:
+    """A real run with its dbt.log: statements, connections and a microbatch model with a failed batch."""
+    plan = prepare(LOGGED, ReplayOptions(dry_run=True)).plan
+    path = workdir / "logged.html"
+    path.write_text(render_html(plan, analyse(plan)), encoding="utf-8")
+    return plan, path
+
+
+def test_a_logged_page_loads_nothing_either(logged: tuple[Plan, Path]) -> None:
+    text = logged[1].read_text(encoding="utf-8")
+    for reference in ("http://", "https://", " src=", "<link", "url(", "@import"):
+        assert reference not in text, reference
+    assert text.count("<script") == 1
+    dom = Dom(text)
+    for ident in ("slowest", "slowest-statements", "batches"):
+        dom.by_id(ident)
+
+
+@needs_chromium
+def test_chromium_shows_the_slowest_statements_and_where_node_time_went(logged: tuple[Plan, Path]) -> None:
+    plan, page = logged
+    dom = dump_dom(page)
+    statements = [s for s in plan.spans if s.role is SpanRole.STATEMENT]
+    rows = dom.find("tr", within="slowest-statements")[1:]
+    assert len(rows) == min(20, len(statements))
+    durations = sorted((s.duration_seconds for s in statements), reverse=True)[: len(rows)]
+    assert [_tds(dom, r)[-1].content() for r in rows] == [f"{d:.3f} s" for d in durations]
+    longest = [s for s in statements if s.duration_seconds == durations[0]]
+    assert any(str(s.attributes["db.query.summary"]) in rows[0].content() for s in longest)
+    header = [h.content() for h in dom.find("th", within="slowest")]
+    assert header[-4:] == ["statements", "in statements", "connecting", "overhead"]
+    slowest = {r.attrs["data-node"]: r for r in dom.find("tr", within="slowest") if "data-node" in r.attrs}
+    assert slowest
+    for uid, row in slowest.items():
+        node = next(s for s in plan.nodes if s.name == uid)
+        tds = [e.content() for e in _tds(dom, row)]
+        assert len(tds) == 11, tds
+        parts = [float(t.removesuffix(" s")) for t in tds[-3:] if t != "—"]
+        if parts:
+            assert abs(sum(parts) - node.duration_seconds) < 0.0021, (uid, tds)
+    (batch,) = [r for r in dom.find("tr", within="batches") if "data-node" in r.attrs]
+    assert batch.attrs["data-node"] == "model.replay_logs.events_microbatch"
+    assert [e.content() for e in _tds(dom, batch)][:4] == [
+        "model.replay_logs.events_microbatch",
+        "5",
+        "1",
+        "2024-01-03",
+    ]
+    assert "division by zero" in batch.content()
+
+
+@needs_chromium
+def test_chromium_filters_the_statements_too(logged: tuple[Plan, Path]) -> None:
+    _, page = logged
+    dom = dump_dom(page, "#q=parallel_a")
+    rows = [r for r in dom.find("tr", within="slowest-statements") if "data-node" in r.attrs]
+    shown = {r.attrs["data-node"] for r in rows if "filtered-out" not in r.classes}
+    assert shown == {r.attrs["data-node"] for r in rows if "parallel_a" in r.attrs["data-node"]}
+    assert "model.replay_logs.parallel_a" in shown and "model.replay_logs.parallel_b" not in shown
+    assert any("filtered-out" in r.classes for r in rows)
+
+
+def _tds(dom: Dom, row: Element) -> list[Element]:
+    """The cells of one table row: the td elements after it in document order, up to the next row."""
+    index = next(i for i, e in enumerate(dom.elements) if e is row)
+    cells = []
+    for element in dom.elements[index + 1 :]:
+        if element.tag == "tr":
+            break
+        if element.tag == "td":
+            cells.append(element)
+    return cells

@@ -10,7 +10,9 @@ import msgspec
 import pytest
 
 from dbt_otel_replay.artifacts import load_artifacts
-from dbt_otel_replay.plan import Plan, SpanRole, plan_trace
+from dbt_otel_replay.plan import Plan, plan_trace
+from dbt_otel_replay.replay import ReplayOptions, prepare
+from dbt_otel_replay.spans import SpanRole
 from dbt_otel_replay.views.analysis import RunAnalysis, analyse
 from dbt_otel_replay.views.node import nodes
 from dbt_otel_replay.views.timeline import display_width, thread_lanes
@@ -155,3 +157,24 @@ def test_overlapping_nodes_are_capped_per_lane(synthetic: tuple[Plan, RunAnalysi
     text = render_waterfall(plan, analyse(plan), width=100, color=False)
     assert f"+{lane.merged} more overlapping nodes" in text
     assert all(len(line) <= 100 for line in text.splitlines())
+
+
+LOGGED = Path(__file__).resolve().parents[1] / "fixtures" / "logs" / "dbt-1.11-text" / "target"
+
+
+@pytest.mark.parametrize("color", [False, True])
+def test_dbt_log_adds_lists_under_the_chart_and_changes_nothing_above(color: bool) -> None:
+    plans = {
+        read: prepare(LOGGED, ReplayOptions(dry_run=True, read_dbt_log=read)).plan for read in (False, True)
+    }
+    assert len(plans[True].spans) > len(plans[False].spans)
+    before, after = (render_waterfall(p, analyse(p), width=120, color=color) for p in plans.values())
+    assert after.startswith(before), "the lanes, the legend and the critical path stay as they were"
+    added = after[len(before) :].splitlines()
+    assert visible(added[0]).startswith("slowest statements: 5 of ")
+    statements = [s for s in plans[True].spans if s.role is SpanRole.STATEMENT]
+    longest = max(s.duration_seconds for s in statements)
+    assert f" {longest:8.3f}s  parallel_a: CREATE TABLE " in added[2]
+    (batch_line,) = [line for line in added if "batches failed" in line]
+    assert visible(batch_line) == "events_microbatch: 1 of 5 batches failed (2024-01-03)"
+    assert (batch_line != visible(batch_line)) is color and ("\x1b[0;31m" in batch_line) is color

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from ..plan import AttributeValue, Plan
+from ..plan import Plan
+from ..spans import AttributeValue
 from .otlp_json import iter_json_requests
 from .protobuf import iter_requests
 from .requests import EncodedRequest, Encoding

@@ -20,7 +20,8 @@ from typing import Any
 import msgspec
 
 from .. import __version__
-from ..plan import AttributeValue, Plan, PlannedEvent, PlannedLink, PlannedSpan
+from ..plan import Plan
+from ..spans import AttributeValue, PlannedEvent, PlannedLink, PlannedSpan
 from .requests import (
     FLAG_HAS_IS_REMOTE,
     FLAG_IS_REMOTE,
@@ -28,7 +29,6 @@ from .requests import (
     MAX_REQUEST_BYTES,
     MAX_SPANS_PER_REQUEST,
     SCOPE_NAME,
-    SPAN_KIND_INTERNAL,
     EncodedRequest,
     Encoding,
     pack,
@@ -132,7 +132,7 @@ class _SpanWriter:
                 flags |= FLAG_IS_REMOTE
         if span.name:
             document["name"] = span.name
-        document["kind"] = SPAN_KIND_INTERNAL
+        document["kind"] = int(span.kind)
         if span.start_time_unix_nano:
             document["startTimeUnixNano"] = str(span.start_time_unix_nano)
         if span.end_time_unix_nano:

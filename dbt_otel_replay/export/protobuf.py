@@ -15,7 +15,8 @@ from collections.abc import Iterator, Mapping
 
 from .. import __version__
 from ..attributes import LOW_CARDINALITY_KEYS
-from ..plan import AttributeValue, Plan, PlannedEvent, PlannedLink, PlannedSpan
+from ..plan import Plan
+from ..spans import AttributeValue, PlannedEvent, PlannedLink, PlannedSpan
 from .requests import (
     FLAG_HAS_IS_REMOTE,
     FLAG_IS_REMOTE,
@@ -36,7 +37,7 @@ _RESOURCE_ATTRIBUTES = b"\x0a"
 _SCOPE_SPANS_SCOPE, _SCOPE_SPANS_SPANS = b"\x0a", b"\x12"
 _SCOPE_NAME, _SCOPE_VERSION = b"\x0a", b"\x12"
 _SPAN_TRACE_ID, _SPAN_SPAN_ID, _SPAN_TRACE_STATE, _SPAN_PARENT_SPAN_ID = b"\x0a", b"\x12", b"\x1a", b"\x22"
-_SPAN_NAME, _SPAN_KIND_INTERNAL = b"\x2a", b"\x30\x01"
+_SPAN_NAME, _SPAN_KIND = b"\x2a", b"\x30"
 _SPAN_START, _SPAN_END = b"\x39", b"\x41"
 _SPAN_ATTRIBUTE, _SPAN_EVENT, _SPAN_LINK, _SPAN_STATUS = b"\x4a", b"\x5a", b"\x6a", b"\x7a"
 _SPAN_FLAGS = b"\x85\x01"
@@ -126,7 +127,7 @@ class _SpanEncoder:
             parts += (_SPAN_PARENT_SPAN_ID, b"\x08", bytes.fromhex(span.parent_span_id))
             if span.parent_span_id == self.remote_parent:
                 flags |= FLAG_IS_REMOTE
-        parts += (_string(_SPAN_NAME, span.name), _SPAN_KIND_INTERNAL)
+        parts += (_string(_SPAN_NAME, span.name), _SPAN_KIND, _SMALL_VARINTS[span.kind])
         if span.start_time_unix_nano:
             parts += (_SPAN_START, _fixed64(span.start_time_unix_nano))
         if span.end_time_unix_nano:

@@ -52,8 +52,6 @@ class EncodedRequest:
 
 SCOPE_NAME = "dbt-otel-replay"
 """The instrumentation scope of every span."""
-SPAN_KIND_INTERNAL = 1
-"""``Span.SpanKind.SPAN_KIND_INTERNAL``: every replayed span is internal."""
 FLAG_SAMPLED = 0x01
 """W3C trace flags: sampled (a replayed span is always recorded)."""
 FLAG_HAS_IS_REMOTE = 0x100

@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from ..plan import HOOK_PREFIX, Plan
+from ..plan import Plan
+from ..spans import HOOK_PREFIX
 from ..timestamps import NANOS_PER_SECOND
-from .node import Node, nodes
+from .node import Node, covered, nodes
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def analyse(plan: Plan) -> RunAnalysis:
     spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for node in timed:
         spans[node.thread].append((node.start, node.end))
-    busy = {thread: _covered(intervals) for thread, intervals in spans.items()}
+    busy = {thread: covered(intervals) for thread, intervals in spans.items()}
     counts = {thread: len(intervals) for thread, intervals in spans.items()}
     threads = tuple(
         ThreadUse(name, busy[name] / NANOS_PER_SECOND, counts[name], min(busy[name] / window, 1.0))
@@ -97,17 +98,3 @@ def analyse(plan: Plan) -> RunAnalysis:
     )
     idle = 1.0 - min(sum(busy.values()) / (window * len(busy)), 1.0)
     return RunAnalysis(tuple(steps), threads, window / NANOS_PER_SECOND, idle)
-
-
-def _covered(intervals: list[tuple[int, int]]) -> int:
-    """The time covered by the union of the intervals: overlapping nodes on one thread count once."""
-    total = 0
-    reached: int | None = None  # the end of what is counted so far
-    for start, end in sorted(intervals):
-        if reached is None or start >= reached:
-            total += end - start
-            reached = end
-        elif end > reached:
-            total += end - reached
-            reached = end
-    return total

@@ -8,7 +8,11 @@ escaped. Elements tests and scripts can rely on: ``#metadata``, ``#gantt`` (the
 SVG; one ``rect.bar`` per node that took time, one ``path.marker`` per instant
 node, each with ``data-node``), ``#critical-path``, ``#slowest``, ``#failures``,
 ``#warnings``, ``#threads`` and ``#filter`` (``report.html#q=stg_`` opens the page
-filtered to the nodes whose unique id contains ``stg_``).
+filtered to the nodes whose unique id contains ``stg_``). With spans from dbt's log,
+``#slowest`` also says where each node's time went (statements, opening connections,
+overhead), ``#slowest-statements`` lists the slowest statements and ``#batches`` sums
+up each microbatch model's batches in one row, however many there are; without them
+the page is what it always was.
 """
 
 from __future__ import annotations
@@ -22,11 +26,26 @@ from ..plan import Plan
 from ..statuses import Category, status
 from ..timestamps import NANOS_PER_SECOND
 from .analysis import RunAnalysis
-from .node import Invocation, Node, nodes, slowest, status_counts
+from .node import (
+    Batch,
+    BatchSummary,
+    Inside,
+    Invocation,
+    Node,
+    inside,
+    nodes,
+    slowest,
+    slowest_statements,
+    status_counts,
+)
 from .timeline import nice_step, node_window, seconds_label, thread_lanes
 
 SLOWEST_SHOWN = 20
 """How many of the slowest nodes the report lists."""
+STATEMENTS_SHOWN = 20
+"""How many of the slowest statements the report lists (with spans from dbt's log)."""
+WINDOWS_SHOWN = 10
+"""How many failed batch windows a microbatch model's row names before saying how many more."""
 MESSAGES_SHOWN = 500
 """How many failures (and warnings) the report lists before saying how many more there are."""
 MAX_ROWS_PER_LANE = 24
@@ -154,6 +173,7 @@ def render_html(plan: Plan, analysis: RunAnalysis, *, title: str | None = None) 
     project = Invocation(root).project
     title = title or f"{root.name}" + (f" · {project}" if project else "") + " · dbt run report"
     every = nodes(plan)
+    within = inside(plan)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -166,9 +186,10 @@ def render_html(plan: Plan, analysis: RunAnalysis, *, title: str | None = None) 
         f"<h1>{_e(title)}</h1>",
         f'<p class="sub">{_e(_subtitle(plan, every, analysis))}</p>',
         _metadata(plan, every, analysis),
-        _gantt_section(every, analysis),
+        _gantt_section(every, analysis, within),
         _critical_section(every, analysis),
-        _slowest_section(every, analysis),
+        _slowest_section(every, analysis, within),
+        *_inside_sections(every, within),
         _messages_section(
             "failures",
             "Failures",
@@ -256,7 +277,7 @@ def _metadata(plan: Plan, every: Sequence[Node], analysis: RunAnalysis) -> str:
     return f'<section><h2>Run</h2><table id="metadata">{body}</table></section>'
 
 
-def _gantt_section(every: Sequence[Node], analysis: RunAnalysis) -> str:
+def _gantt_section(every: Sequence[Node], analysis: RunAnalysis, within: Inside) -> str:
     legend = "".join(
         f'<span><i class="sw {cls}"></i>{text}</span>'
         for cls, text in (
@@ -272,13 +293,13 @@ def _gantt_section(every: Sequence[Node], analysis: RunAnalysis) -> str:
         '<section><h2>Timeline by thread</h2><div class="tools">'
         '<input id="filter" type="search" placeholder="Filter nodes by name…" autocomplete="off">'
         f'<span id="filter-count" class="note"></span><span class="legend">{legend}</span></div>'
-        f'<div class="chart">{_gantt(every, analysis)}</div>'
+        f'<div class="chart">{_gantt(every, analysis, within)}</div>'
         '<p class="note">Hover a bar for the node, its status and duration. Time runs from the first '
         "node's start; the dashed line links the critical path.</p></section>"
     )
 
 
-def _gantt(every: Sequence[Node], analysis: RunAnalysis) -> str:
+def _gantt(every: Sequence[Node], analysis: RunAnalysis, within: Inside) -> str:
     if not every:
         return '<svg id="gantt" viewBox="0 0 1320 40"><text x="10" y="24">No nodes.</text></svg>'
     lanes = thread_lanes(every, max_rows=MAX_ROWS_PER_LANE)
@@ -333,7 +354,7 @@ def _gantt(every: Sequence[Node], analysis: RunAnalysis) -> str:
         for row_index, row in enumerate(lane.rows):
             top = y + row_index * _ROW_HEIGHT + (_ROW_HEIGHT - _BAR_HEIGHT) / 2
             for node in row:
-                bars.append(_bar(node, x_of, top, start, centres))
+                bars.append(_bar(node, x_of, top, start, centres, within))
         y += lane_height + _LANE_GAP
     out.extend(_critical_links(analysis, centres))  # under the bars
     out.extend(bars)
@@ -347,6 +368,7 @@ def _bar(
     top: float,
     origin: int,
     centres: dict[str, tuple[float, float, float]],
+    within: Inside,
 ) -> str:
     dbt_status = _or(node.status, "")
     kind = node.category
@@ -356,6 +378,9 @@ def _bar(
     tip = [uid, f"{dbt_status} · {node.seconds:.3f} s", f"{node.thread}, start +{at:.3f} s"]
     if node.critical:
         tip.append("on the critical path")
+    where = _where(within, node)
+    if where:
+        tip.append(where)
     if node.failure_message:
         tip.append(node.failure_message[:300])
     title = f"<title>{_e(chr(10).join(tip))}</title>"
@@ -443,22 +468,138 @@ def _critical_section(every: Sequence[Node], analysis: RunAnalysis) -> str:
     )
 
 
-def _slowest_section(every: Sequence[Node], analysis: RunAnalysis) -> str:
+def _slowest_section(every: Sequence[Node], analysis: RunAnalysis, within: Inside) -> str:
     ranked = [n for n in slowest(every, SLOWEST_SHOWN) if n.seconds > 0]
     window = analysis.window_seconds or 1.0
+    header = ["#", "node", "type", "thread", "status", "#duration", "#of window"]
+    if within.logged:
+        header += ["#statements", "#in statements", "#connecting", "#overhead"]
     rows = [
         f"<tr {_row_attrs(node)}>"
         f'<td class="num">{number}</td>{_node_cell(node)}'
         f"<td>{_e(node.resource_type)}</td>"
         f"<td>{_e(node.thread)}</td>{_status_cell(node)}"
         f'<td class="num">{node.seconds:.3f} s</td>'
-        f'<td class="num">{node.seconds / window:.0%}</td></tr>'
+        f'<td class="num">{node.seconds / window:.0%}</td>'
+        + (_breakdown_cells(within, node) if within.logged else "")
+        + "</tr>"
         for number, node in enumerate(ranked, 1)
     ]
+    note = (
+        "<p class=\"note\">Where each node's time went, from dbt's log: the time its statements ran "
+        "(overlaps counted once), the time spent opening connections (connecting), and the "
+        "overhead: the rest of the node's time, dbt's own work between the statements.</p>"
+        if within.logged
+        else ""
+    )
     return (
         f"<section><h2>Slowest nodes (top {SLOWEST_SHOWN})</h2>"
-        + _table("slowest", ["#", "node", "type", "thread", "status", "#duration", "#of window"], rows)
+        + note
+        + _table("slowest", header, rows)
         + "</section>"
+    )
+
+
+def _where(within: Inside, node: Node) -> str:
+    """A node's breakdown in words (``0.860 s in 5 statements, 0.158 s overhead``), or empty."""
+    breakdown = within.breakdown(node)
+    if breakdown is None or not (breakdown.statements or breakdown.connections):
+        return ""
+    plural = "" if breakdown.statements == 1 else "s"
+    failed = f" ({breakdown.failed_statements} failed)" if breakdown.failed_statements else ""
+    parts = [f"{breakdown.statement_seconds:.3f} s in {breakdown.statements} statement{plural}{failed}"]
+    if breakdown.connections:
+        parts.append(f"{breakdown.connection_seconds:.3f} s opening connections")
+    parts.append(f"{breakdown.overhead_seconds:.3f} s overhead")
+    return ", ".join(parts)
+
+
+def _breakdown_cells(within: Inside, node: Node) -> str:
+    breakdown = within.breakdown(node)
+    if breakdown is None:
+        return '<td class="num">0</td>' + '<td class="num">—</td>' * 3
+    failed = (
+        f' <span class="status fail">({breakdown.failed_statements} failed)</span>'
+        if breakdown.failed_statements
+        else ""
+    )
+    return (
+        f'<td class="num">{breakdown.statements}{failed}</td>'
+        f'<td class="num">{breakdown.statement_seconds:.3f} s</td>'
+        f'<td class="num">{breakdown.connection_seconds:.3f} s</td>'
+        f'<td class="num">{breakdown.overhead_seconds:.3f} s</td>'
+    )
+
+
+def _inside_sections(every: Sequence[Node], within: Inside) -> list[str]:
+    """The sections only dbt's log makes possible: the slowest statements, the microbatch batches."""
+    if not within.logged:
+        return []
+    return [_statements_section(every, within), _batches_section(within)]
+
+
+def _statements_section(every: Sequence[Node], within: Inside) -> str:
+    ranked = slowest_statements(within.statements, STATEMENTS_SHOWN)
+    origin = node_window(every)[0] if every else 0
+    rows = []
+    for number, statement in enumerate(ranked, 1):
+        node = statement.node
+        attrs = f' data-node="{_e(node.uid)}"' if node is not None else ""
+        owner = node.uid if node is not None else _or(statement.connection, "—")
+        if statement.failed:
+            result = f'<td class="status fail msg"><pre>{_e(_clip(statement.error or "failed"))}</pre></td>'
+        else:
+            result = f"<td>{_e(_or(statement.status_text, ''))}</td>"
+        rows.append(
+            f"<tr{attrs}>"
+            f'<td class="num">{number}</td>'
+            f'<td class="node mono">{_e(statement.summary)}</td>'
+            f'<td class="node mono">{_e(owner)}</td>'
+            f"{result}"
+            f'<td class="num">{"" if statement.rows is None else statement.rows}</td>'
+            f'<td class="num">{(statement.start - origin) / NANOS_PER_SECOND:+.3f} s</td>'
+            f'<td class="num">{statement.seconds:.3f} s</td></tr>'
+        )
+    failed = sum(1 for s in within.statements if s.failed)
+    return (
+        f"<section><h2>Slowest statements (top {STATEMENTS_SHOWN})</h2>"
+        f'<p class="note">{len(within.statements)} statements in dbt\'s log, {failed} failed. '
+        "Start is from the first node's start; a statement of no node is shown with its connection.</p>"
+        + _table(
+            "slowest-statements",
+            ["#", "statement", "node", "result", "#rows", "#start", "#duration"],
+            rows,
+        )
+        + "</section>"
+    )
+
+
+def _batches_section(within: Inside) -> str:
+    if not within.batches:
+        return ""
+    rows = [_batch_row(summary) for summary in within.batches]
+    return (
+        "<section><h2>Microbatch batches</h2>"
+        '<p class="note">One row per microbatch model, however many batches it ran.</p>'
+        + _table("batches", ["model", "#batches", "#failed", "failed windows", "first failure"], rows)
+        + "</section>"
+    )
+
+
+def _batch_row(summary: BatchSummary) -> str:
+    node = summary.node
+    failed: tuple[Batch, ...] = summary.failed
+    windows = ", ".join(_e(w) for w in summary.failed_windows[:WINDOWS_SHOWN])
+    if len(failed) > WINDOWS_SHOWN:
+        windows += f" … and {len(failed) - WINDOWS_SHOWN} more"
+    first = _e(_clip(failed[0].message)) if failed else ""
+    kind = "fail" if failed else "ok"
+    return (
+        f"<tr {_row_attrs(node)}>{_node_cell(node)}"
+        f'<td class="num">{summary.batches}</td>'
+        f'<td class="num status {kind}">{len(failed)}</td>'
+        f'<td class="node mono">{windows or "—"}</td>'
+        f'<td class="msg"><pre>{first}</pre></td></tr>'
     )
 
 

@@ -14,14 +14,29 @@ from dataclasses import dataclass
 from ..backfill import BackfillReport, RunOutcome, RunReport
 from ..plan import Plan
 from ..replay import ResendResult
+from ..spans import SpanRole
 from ..terminal import escape
 from .analysis import RunAnalysis, analyse
-from .node import Invocation, Node, nodes, slowest, status_counts
+from .node import (
+    LOG_ROLES,
+    Breakdown,
+    Inside,
+    Invocation,
+    Node,
+    Statement,
+    inside,
+    nodes,
+    slowest,
+    slowest_statements,
+    status_counts,
+)
 
 SLOWEST_SHOWN = 5
 """How many of the slowest nodes the summary lists."""
 FAILURES_SHOWN = 10
-"""How many failures the summary lists before saying how many more there are."""
+"""How many failures (and models with failed batches) the summary lists before saying how many more."""
+WINDOWS_SHOWN = 3
+"""How many failed batch windows a microbatch model's line names before saying how many more."""
 MESSAGE_CHARS = 160
 SUMMARY_FORMAT_VERSION = 1
 """The version of the JSON summaries (``--format json``); bumped on incompatible changes."""
@@ -43,6 +58,10 @@ class Outcome:
 def render_summary(plan: Plan, outcome: Outcome) -> str:
     """Summarise a replay: trace id, where it went, wall time, slowest nodes, failures.
 
+    With spans from dbt's log, also where the slowest nodes' time went (statements,
+    opening connections, overhead), the slowest statements and each microbatch model
+    whose batches failed.
+
     Args:
         plan: The replayed plan.
         outcome: Where the trace and the traceparent went.
@@ -53,16 +72,17 @@ def render_summary(plan: Plan, outcome: Outcome) -> str:
     root = plan.invocation
     every = nodes(plan)
     counts = status_counts(every)
-    phases = len(plan.spans) - len(every) - 1
+    within = inside(plan)
     lines = [
-        f"trace {plan.trace_id}: {escape(root.name)}, {len(plan.spans)} spans "
-        f"(1 invocation, {len(every)} nodes, {phases} phases)",
+        f"trace {plan.trace_id}: {escape(root.name)}, {len(plan.spans)} spans ({_roles(within)})",
         f"  {escape(outcome.destination)}",
         f"  wall time {root.duration_seconds:.3f} s; "
         + ", ".join(f"{n} {escape(status)}" for status, n in counts.most_common()),
     ]
-    lines.extend(_slowest(every))
+    lines.extend(_slowest(every, within))
+    lines.extend(_slowest_statements(within))
     lines.extend(_failures(every))
+    lines.extend(_failed_batches(within))
     analysis = analyse(plan)
     lines.extend(_critical_path(analysis))
     lines.extend(_threads(analysis))
@@ -84,7 +104,7 @@ def summary_document(plan: Plan, destination: str, warnings: Sequence[str] = ())
     """
     analysis = analyse(plan)
     every = nodes(plan)
-    return {
+    document: dict[str, object] = {
         "version": SUMMARY_FORMAT_VERSION,
         "trace_id": plan.trace_id,
         "traceparent": plan.context.traceparent,
@@ -108,6 +128,58 @@ def summary_document(plan: Plan, destination: str, warnings: Sequence[str] = ())
         "execution_window_seconds": analysis.window_seconds,
         "idle_share": analysis.idle_share,
         "warnings": list(warnings),
+    }
+    within = inside(plan)
+    if within.logged:  # a plan without dbt's log keeps the document it always had
+        document.update(_inside_document(every, within))
+    return document
+
+
+def _inside_document(every: Sequence[Node], within: Inside) -> dict[str, object]:
+    """The keys a plan with spans from dbt's log adds: spans by role, statements, breakdowns, batches."""
+    breakdowns = [b for b in map(within.breakdown, every) if b is not None]
+    return {
+        "span_roles": {role.value: n for role, n in within.counts.items()},
+        "slowest_statements": [
+            _statement_entry(s) for s in slowest_statements(within.statements, SLOWEST_SHOWN)
+        ],
+        "node_breakdown": [
+            {
+                "unique_id": b.node.uid,
+                "seconds": b.node.seconds,
+                "statements": b.statements,
+                "failed_statements": b.failed_statements,
+                "connections": b.connections,
+                "batches": b.batches,
+                "statement_seconds": b.statement_seconds,
+                "connection_seconds": b.connection_seconds,
+                "overhead_seconds": b.overhead_seconds,
+            }
+            for b in breakdowns
+        ],
+        "batches": [
+            {
+                "unique_id": b.node.uid,
+                "batches": b.batches,
+                "failed": len(b.failed),
+                "failed_windows": list(b.failed_windows),
+            }
+            for b in within.batches
+        ],
+    }
+
+
+def _statement_entry(statement: Statement) -> dict[str, object]:
+    return {
+        "summary": statement.summary,
+        "operation": statement.operation,
+        "seconds": statement.seconds,
+        "unique_id": statement.node.uid if statement.node is not None else None,
+        "connection": statement.connection,
+        "status": statement.status_text,
+        "rows": statement.rows,
+        "query_id": statement.query_id,
+        "error": statement.error if statement.failed else None,
     }
 
 
@@ -144,11 +216,64 @@ def _threads(analysis: RunAnalysis) -> list[str]:
     return lines
 
 
-def _slowest(every: Sequence[Node]) -> list[str]:
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "es" if noun.endswith("ch") else "s")
+
+
+def _roles(within: Inside) -> str:
+    """The span count's detail: ``1 invocation, 13 nodes, 24 phases``, then whatever dbt's log added."""
+    counts = within.counts
+    text = f"1 invocation, {counts[SpanRole.NODE]} nodes, {counts[SpanRole.PHASE]} phases"
+    return text + "".join(f", {_plural(counts[role], role.value)}" for role in LOG_ROLES if counts[role])
+
+
+def _slowest(every: Sequence[Node], within: Inside) -> list[str]:
     ranked = [n for n in slowest(every, SLOWEST_SHOWN) if n.seconds > 0]
     if not ranked:
         return []
-    return ["  slowest:"] + [f"    {n.seconds:9.3f} s  {escape(n.span.name)}" for n in ranked]
+    return ["  slowest:"] + [
+        f"    {n.seconds:9.3f} s  {escape(n.span.name)}{_where(within.breakdown(n))}" for n in ranked
+    ]
+
+
+def _where(breakdown: Breakdown | None) -> str:
+    """Where a node's time went, ``  (0.860 s in 5 statements, 0.158 s overhead)``; empty without a log."""
+    if breakdown is None or not (breakdown.statements or breakdown.connections):
+        return ""
+    failed = f" ({breakdown.failed_statements} failed)" if breakdown.failed_statements else ""
+    parts = [f"{breakdown.statement_seconds:.3f} s in {_plural(breakdown.statements, 'statement')}{failed}"]
+    if breakdown.connections:
+        parts.append(f"{breakdown.connection_seconds:.3f} s opening connections")
+    parts.append(f"{breakdown.overhead_seconds:.3f} s overhead")
+    return f"  ({', '.join(parts)})"
+
+
+def _slowest_statements(within: Inside) -> list[str]:
+    ranked = [s for s in slowest_statements(within.statements, SLOWEST_SHOWN) if s.seconds > 0]
+    if not ranked:
+        return []
+    return ["  slowest statements:"] + [
+        f"    {s.seconds:9.3f} s  {_one_line(s.summary)}  ({escape(s.owner)})"
+        + (f"  failed: {_one_line(s.error)}" if s.failed else "")
+        for s in ranked
+    ]
+
+
+def _failed_batches(within: Inside) -> list[str]:
+    """One line per microbatch model with failed batches: how many of how many, and the first windows."""
+    failing = [b for b in within.batches if b.failed]
+    lines = []
+    for summary in failing[:FAILURES_SHOWN]:
+        windows = summary.failed_windows
+        named = ", ".join(escape(w) for w in windows[:WINDOWS_SHOWN])
+        more = f", and {len(windows) - WINDOWS_SHOWN} more" if len(windows) > WINDOWS_SHOWN else ""
+        lines.append(
+            f"  {escape(summary.node.short_name)}: {len(windows)} of {summary.batches} batches failed "
+            f"({named}{more})"
+        )
+    if len(failing) > FAILURES_SHOWN:
+        lines.append(f"  ... and {len(failing) - FAILURES_SHOWN} more microbatch models with failed batches")
+    return lines
 
 
 def _failures(every: Sequence[Node]) -> list[str]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ..plan import Plan, PlannedSpan
+from ..plan import Plan
+from ..spans import PlannedSpan
 from ..statuses import StatusCode
 from ..terminal import escape
 from .node import Node

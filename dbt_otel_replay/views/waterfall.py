@@ -9,6 +9,9 @@ success over a skip, so a 5,000-node run stays a few lines per thread and still
 shows every failure. The glyphs tell the status apart without colour; colour
 (ANSI) is added on top when asked for. Every dbt-provided string goes through
 :func:`~dbt_otel_replay.views.timeline.clean` before it reaches the terminal.
+With spans from dbt's log, the slowest statements and the microbatch models
+whose batches failed are listed under the critical path, their text from the
+log through :func:`~dbt_otel_replay.terminal.escape`.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from dataclasses import dataclass
 
 from ..plan import Plan
 from ..statuses import Category
+from ..terminal import escape
 from ..timestamps import NANOS_PER_SECOND
 from .analysis import CriticalStep, RunAnalysis
-from .node import Invocation, Node, nodes, status_counts
+from .node import Inside, Invocation, Node, inside, nodes, slowest_statements, status_counts
 from .timeline import (
     cell_rank,
     clean,
@@ -42,6 +46,12 @@ MAX_ROWS_PER_LANE = 4
 """Rows a thread's lane may take in the waterfall before overlapping nodes are merged."""
 CRITICAL_SHOWN = 20
 """Critical-path steps listed under the chart before the middle of the path is elided."""
+STATEMENTS_SHOWN = 5
+"""The slowest statements listed under the critical path (with spans from dbt's log)."""
+BATCH_MODELS_SHOWN = 5
+"""Microbatch models with failed batches listed, one line each, before saying how many more."""
+WINDOWS_SHOWN = 3
+"""Failed batch windows a model's line names before saying how many more."""
 
 _FILL = {Category.OK: "=", Category.WARN: "~", Category.FAIL: "X", Category.SKIPPED: ".", Category.OTHER: "-"}
 _CRITICAL_FILL = "#"
@@ -168,6 +178,9 @@ def render_waterfall(plan: Plan, analysis: RunAnalysis, *, width: int, color: bo
             lines.append(blank + (_style(note, _SGR[Category.SKIPPED]) if color else note))
     lines.extend(_legend(width, color))
     lines.extend(_critical_lines(analysis, start, width, color))
+    within = inside(plan)
+    lines.extend(_statement_lines(within, start, width, color))
+    lines.extend(_batch_lines(within, width, color))
     return "\n".join(lines) + "\n"
 
 
@@ -309,8 +322,53 @@ def _critical_lines(analysis: RunAnalysis, origin: int, width: int, color: bool)
         kind = node.category
         prefix = f"  {number:>3}. {at:7.3f}s {node.seconds:8.3f}s {step.wait_seconds:10.3f}s  "
         tag = "" if kind in (Category.OK, Category.OTHER) else f"[{clean(status)}] "
-        name = fit(clean(step.unique_id), max(width - len(prefix) - len(tag), 8), keep_end=True)
+        name = fit(clean(step.unique_id), max(width - len(prefix) - len(tag), 3), keep_end=True)
         if color and tag:
             tag = _style(tag.strip(), _SGR[kind]) + " "
         lines.append(prefix + tag + name)
+    return lines
+
+
+def _log_text(text: str) -> str:
+    """Text from dbt's log on one line, its control and bidi characters escaped."""
+    return escape(" ".join(text.split()))
+
+
+def _statement_lines(within: Inside, origin: int, width: int, color: bool) -> list[str]:
+    ranked = [s for s in slowest_statements(within.statements, STATEMENTS_SHOWN) if s.seconds > 0]
+    if not ranked:
+        return []
+    count = len(within.statements)
+    lines = [
+        fit(f"slowest statements: {len(ranked)} of {count}", width),
+        fit(f"{'':7}{'start':>8} {'duration':>9}  node: statement", width),
+    ]
+    for number, statement in enumerate(ranked, 1):
+        at = (statement.start - origin) / NANOS_PER_SECOND
+        prefix = f"  {number:>3}. {at:7.3f}s {statement.seconds:8.3f}s  "
+        tag = "[failed] " if statement.failed else ""
+        text = fit(
+            f"{_log_text(statement.owner)}: {_log_text(statement.summary)}",
+            max(width - len(prefix) - len(tag), 3),
+        )
+        if color and tag:
+            tag = _style(tag.strip(), _SGR[Category.FAIL]) + " "
+        lines.append(prefix + tag + text)
+    return lines
+
+
+def _batch_lines(within: Inside, width: int, color: bool) -> list[str]:
+    failing = [b for b in within.batches if b.failed]
+    lines = []
+    for summary in failing[:BATCH_MODELS_SHOWN]:
+        windows = summary.failed_windows
+        named = ", ".join(_log_text(w) for w in windows[:WINDOWS_SHOWN])
+        more = f", and {len(windows) - WINDOWS_SHOWN} more" if len(windows) > WINDOWS_SHOWN else ""
+        count = f"{len(windows)} of {summary.batches} batches failed"
+        line = fit(f"{_log_text(summary.node.short_name)}: {count} ({named}{more})", width)
+        lines.append(_style(line, _SGR[Category.FAIL]) if color else line)
+    if len(failing) > BATCH_MODELS_SHOWN:
+        lines.append(
+            fit(f"... and {len(failing) - BATCH_MODELS_SHOWN} more models with failed batches", width)
+        )
     return lines

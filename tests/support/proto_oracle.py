@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from dbt_otel_replay.plan import AttributeValue, Plan, PlannedSpan
+from dbt_otel_replay.plan import Plan
+from dbt_otel_replay.spans import AttributeValue, PlannedSpan
 
 SAMPLED, HAS_IS_REMOTE, IS_REMOTE = 0x01, 0x100, 0x200
 
@@ -26,7 +27,7 @@ def oracle_span(plan: Plan, planned: PlannedSpan) -> Span:
         parent_span_id=bytes.fromhex(planned.parent_span_id or ""),
         trace_state=plan.context.tracestate or "",
         name=planned.name,
-        kind=Span.SpanKind.SPAN_KIND_INTERNAL,
+        kind=int(planned.kind),  # type: ignore[arg-type]
         start_time_unix_nano=planned.start_time_unix_nano,
         end_time_unix_nano=planned.end_time_unix_nano,
         attributes=key_values(planned.attributes),
