@@ -72,6 +72,8 @@ class AdapterResponse(_Struct, frozen=True):
     query_id: str | int | None = None
     job_id: str | int | None = None
     bytes_processed: int | float | str | None = None
+    bytes_billed: int | float | str | None = None
+    slot_ms: int | float | str | None = None
 
 
 class BatchResults(_Struct, frozen=True):
@@ -153,6 +155,13 @@ class RunArgs(_Struct, frozen=True):
 
     which: str | None = None
     target: str | None = None
+    select: Any = None
+    exclude: Any = None
+    selector: Any = None
+    full_refresh: Any = None
+    threads: Any = None
+    state: Any = None
+    defer: Any = None
 
     @property
     def vars_json(self) -> str | None:
@@ -186,6 +195,8 @@ class RunResultsMetadata(_Struct, frozen=True):
     dbt_version: str | None = None
     invocation_id: str | None = None
     invocation_started_at: Nanos | None = None
+    env: Any = None
+    """``DBT_ENV_CUSTOM_ENV_*`` variables, without the prefix (any shape: checked where it is used)."""
 
 
 class RunResults(_Struct, frozen=True):
@@ -224,6 +235,10 @@ class NodeConfig(_Struct, frozen=True):
     """The part of a node's config the replay reports."""
 
     materialized: str | None = None
+    meta: Any = None
+    contract: Any = None
+    group: Any = None
+    access: Any = None
 
 
 class ManifestNode(_Struct, frozen=True):
@@ -244,6 +259,9 @@ class ManifestNode(_Struct, frozen=True):
     schema_name: str | None = msgspec.field(default=None, name="schema")
     alias: str | None = None
     relation_name: str | None = None
+    meta: Any = None
+    group: Any = None
+    access: Any = None
 
     @property
     def parents(self) -> list[str]:
@@ -256,11 +274,42 @@ class ManifestNode(_Struct, frozen=True):
         return self.config.materialized if self.config else None
 
     @property
+    def owner(self) -> str | None:
+        """``meta.owner``, else ``config.meta.owner`` (text only: a list or a mapping is not one owner)."""
+        for meta in (self.meta, self.config.meta if self.config else None):
+            owner = meta.get("owner") if isinstance(meta, dict) else None
+            if isinstance(owner, str) and owner:
+                return owner
+        return None
+
+    @property
+    def group_name(self) -> str | None:
+        """``group``, else ``config.group``."""
+        return _first_text(self.group, self.config.group if self.config else None)
+
+    @property
+    def access_level(self) -> str | None:
+        """``access``, else ``config.access`` (``private``, ``protected``, ``public``)."""
+        return _first_text(self.access, self.config.access if self.config else None)
+
+    @property
+    def contract_enforced(self) -> bool | None:
+        """``config.contract.enforced``, when dbt recorded it as a boolean."""
+        contract = self.config.contract if self.config else None
+        enforced = contract.get("enforced") if isinstance(contract, dict) else None
+        return enforced if isinstance(enforced, bool) else None
+
+    @property
     def tag_list(self) -> tuple[str, ...]:
         """``tags`` as a tuple (old manifests may hold a single string)."""
         if isinstance(self.tags, str):
             return (self.tags,)
         return tuple(self.tags or ())
+
+
+def _first_text(*values: object) -> str | None:
+    """The first value that is a non-empty string."""
+    return next((v for v in values if isinstance(v, str) and v), None)
 
 
 class ManifestMetadata(_Struct, frozen=True):

@@ -76,6 +76,31 @@ VARS = _key(
     "`args.vars` as JSON, **only with `--include-sql`**",
     '`{"day":"2024-05-01"}`',
 )
+DEPLOYMENT_ENVIRONMENT_NAME = _key(
+    "deployment.environment.name",
+    ("invocation",),
+    "`args.target`, the dbt target (dbt records it only when given on the command line)",
+    "`prod`",
+)
+ARGS_SELECT = _key(
+    "dbt.args.select", ("invocation",), "`args.select` (string array)", '`["tag:nightly", "orders+"]`'
+)
+ARGS_EXCLUDE = _key("dbt.args.exclude", ("invocation",), "`args.exclude` (string array)", '`["tag:slow"]`')
+ARGS_SELECTOR = _key("dbt.args.selector", ("invocation",), "`args.selector`", "`nightly`")
+ARGS_FULL_REFRESH = _key("dbt.args.full_refresh", ("invocation",), "`args.full_refresh`", "`true`")
+ARGS_THREADS = _key("dbt.args.threads", ("invocation",), "`args.threads`", "`8`")
+ARGS_TARGET = _key("dbt.args.target", ("invocation",), "`args.target`", "`prod`")
+ARGS_STATE = _key("dbt.args.state", ("invocation",), "`args.state` (a path)", "`prod-artifacts`")
+ARGS_DEFER = _key("dbt.args.defer", ("invocation",), "`args.defer`", "`true`")
+ENV_PREFIX = "dbt.env."
+"""``dbt.env.<name>``: one attribute per entry of ``metadata.env``."""
+_key(
+    ENV_PREFIX + "<name>",
+    ("invocation",),
+    "run_results `metadata.env`: each `DBT_ENV_CUSTOM_ENV_<name>` variable dbt saw, by its name "
+    "without the prefix; **left out with `--no-dbt-env`**",
+    "`dbt.env.JOB_ID` = `4711`",
+)
 
 # --- dbt.node.* and dbt.*: one executed node ------------------------------------------------------
 NODE_UNIQUE_ID = _key(
@@ -110,6 +135,33 @@ NODE_ORIGINAL_FILE_PATH = _key(
 )
 NODE_TAGS = _key(
     "dbt.node.tags", ("node",), "manifest node `tags` (string array)", '`["nightly"]`', low_cardinality=True
+)
+NODE_OWNER = _key(
+    "dbt.node.owner",
+    ("node",),
+    "manifest node `meta.owner`, else `config.meta.owner` (text only)",
+    "`data-platform`",
+    low_cardinality=True,
+)
+NODE_GROUP = _key(
+    "dbt.node.group",
+    ("node",),
+    "manifest node `group`, else `config.group`",
+    "`finance`",
+    low_cardinality=True,
+)
+NODE_ACCESS = _key(
+    "dbt.node.access",
+    ("node",),
+    "manifest node `access`, else `config.access` (models, dbt 1.5+)",
+    "`protected`",
+    low_cardinality=True,
+)
+NODE_CONTRACT_ENFORCED = _key(
+    "dbt.node.contract.enforced",
+    ("node",),
+    "manifest node `config.contract.enforced` (models, dbt 1.5+)",
+    "`false`",
 )
 NODE_RELATION_NAME = _key(
     "dbt.node.relation_name",
@@ -151,6 +203,18 @@ BYTES_PROCESSED = _key(
     ("node",),
     "`adapter_response.bytes_processed` (BigQuery)",
     "`1048576`",
+)
+BYTES_BILLED = _key(
+    "dbt.adapter_response.bytes_billed",
+    ("node",),
+    "`adapter_response.bytes_billed` (BigQuery: what the query is charged for)",
+    "`10485760`",
+)
+SLOT_MS = _key(
+    "dbt.adapter_response.slot_ms",
+    ("node",),
+    "`adapter_response.slot_ms` (BigQuery: slot milliseconds the query used)",
+    "`5120`",
 )
 RESPONSE_CODE = _key(
     "dbt.adapter_response.code",
@@ -215,10 +279,37 @@ CONNECTION_NAME = _key(
 # --- dbt.phase: compile and execute ---------------------------------------------------------------
 PHASE = _key("dbt.phase", ("phase",), "timing entry `name`", "`compile`, `execute`", low_cardinality=True)
 
+# --- dbt.dropped.*: what --phases, --select and --min-duration left out (rule 14) -------------------
+DROPPED_NODES = _key(
+    "dbt.dropped.nodes",
+    ("invocation",),
+    "node spans not selected or shorter than `--min-duration`; **only when one of them, or "
+    "`--phases none`, is given**, as are the keys below",
+    "`21`",
+)
+DROPPED_PHASES = _key(
+    "dbt.dropped.phases",
+    ("invocation",),
+    "compile and execute spans dropped (with `--phases none`, all of them)",
+    "`66`",
+)
+DROPPED_SPANS = _key(
+    "dbt.dropped.spans",
+    ("invocation",),
+    "every span dropped: nodes, phases and the spans from dbt's log inside dropped nodes",
+    "`150`",
+)
+DROPPED_BY = _key(
+    "dbt.dropped.by",
+    ("invocation",),
+    "the options that dropped them, as typed",
+    '`["--select status:error,fail", "--phases none"]`',
+)
+
 # --- OpenTelemetry semantic conventions: database, code, thread -----------------------------------
 DB_SYSTEM_NAME = _key(
     "db.system.name",
-    ("invocation", "node", "statement"),
+    ("invocation", "node", "phase", "statement"),
     "adapter type mapped to OpenTelemetry's names (`postgres`→`postgresql`, `bigquery`→`gcp.bigquery`, "
     "`redshift`→`aws.redshift`, `sqlserver`→`microsoft.sql_server`, others as is)",
     "`postgresql`",
@@ -226,16 +317,18 @@ DB_SYSTEM_NAME = _key(
 )
 DB_NAMESPACE = _key(
     "db.namespace",
-    ("node", "statement"),
-    "manifest `database` and `schema` (`db.schema` for PostgreSQL, `db|schema` elsewhere), "
-    "for models, seeds and snapshots (and their statements)",
-    "`analytics.marts`",
+    ("node", "phase", "statement"),
+    "manifest `database` and `schema` as OpenTelemetry's conventions name them for the system: "
+    "`database|schema` (PostgreSQL and the generic rule), the schema alone (MySQL, MariaDB), the "
+    "database alone (SQL Server, Oracle); for models, seeds and snapshots (their execute phase and "
+    "statements)",
+    "`analytics|marts`",
     low_cardinality=True,
 )
 DB_COLLECTION_NAME = _key(
     "db.collection.name",
-    ("node",),
-    "manifest `alias` (else `name`), for models, seeds and snapshots",
+    ("node", "phase"),
+    "manifest `alias` (else `name`), for models, seeds and snapshots (and their execute phase)",
     "`orders`",
 )
 DB_QUERY_TEXT = _key(
@@ -299,6 +392,60 @@ TASK_TYPE = _key(
     "`build` for models, seeds and snapshots, `test` for tests and unit tests",
     "`build`",
 )
+
+# --- OpenTelemetry semantic conventions: errors ----------------------------------------------------
+ERROR_TYPE = _key(
+    "error.type",
+    ("invocation", "node", "statement", "batch"),
+    "on every failed span: the dbt exception class its message names (`Database Error in ...` is "
+    "`DbtDatabaseError`, `Compilation Error` `CompilationError` ...), else the dbt status; on the "
+    "invocation, the status of its first failed result",
+    "`DbtDatabaseError`, `fail`",
+    low_cardinality=True,
+)
+
+# --- the resource, from the CI/CD system the replay runs in (see dbt_otel_replay.cicontext) -------
+CI_RESOURCE_KEYS = (
+    "cicd.pipeline.name",
+    "cicd.pipeline.run.id",
+    "cicd.pipeline.run.url.full",
+    "cicd.pipeline.task.run.id",
+    "cicd.pipeline.task.run.url.full",
+    "vcs.ref.head.revision",
+    "vcs.ref.head.name",
+    "vcs.repository.url.full",
+)
+for _ci_key, _ci_source, _ci_example in zip(
+    CI_RESOURCE_KEYS,
+    (
+        "the CI's workflow, project or job name",
+        "the CI's run (workflow run, pipeline, build) id",
+        "the run's web page",
+        "the CI's job (step) id",
+        "the job's web page",
+        "the commit the CI checked out",
+        "the branch or tag the CI ran for",
+        "the repository's web address",
+    ),
+    (
+        "`nightly`",
+        "`12345678`",
+        "`https://github.com/o/r/actions/runs/12345678`",
+        "`987`",
+        "`https://gitlab.com/o/r/-/jobs/987`",
+        "`9f2c...`",
+        "`main`",
+        "`https://github.com/o/r`",
+    ),
+    strict=True,
+):
+    _key(
+        _ci_key,
+        ("resource",),
+        f"{_ci_source}, from its documented variables ([CI context](#ci-context)); "
+        "**`replay` only, never `backfill`**; `OTEL_RESOURCE_ATTRIBUTES` wins",
+        _ci_example,
+    )
 
 LOW_CARDINALITY_KEYS = frozenset(a.key for a in CATALOGUE if a.low_cardinality)
 """Keys with few distinct values in a run (statuses, types, threads): worth encoding once per value."""

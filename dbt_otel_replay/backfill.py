@@ -10,6 +10,7 @@ skipped; a collector that stops accepting ends the backfill, to be resumed later
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import ExitStack, closing
@@ -21,9 +22,9 @@ from typing import TextIO
 from ._files import refuse_inputs
 from .artifacts import GZIP_SUFFIX, MANIFEST_FILENAME, RUN_RESULTS_FILENAME, read_run_header
 from .errors import EXIT_BAD_INPUT, EXIT_EXPORT_FAILED, EXIT_OK, ArtifactError, ExportError
-from .export.config import resolve_export_config
+from .export.config import Exporter, resolve_export_config
 from .export.deliver import Delivery, deliver
-from .export.file import open_trace
+from .export.file import STDOUT, open_trace
 from .export.otlp_json import iter_otlp_json_lines
 from .export.requests import EncodedRequest, Encoding
 from .export.transport import open_transport
@@ -31,6 +32,8 @@ from .ledger import Claim, Ledger
 from .replay import Prepared, ReplayOptions, prepare, save_unsent, spillable
 from .spans import AttributeValue
 from .stopping import StopRequest, in_background
+
+logger = logging.getLogger(__name__)
 
 
 class RunOutcome(str, Enum):
@@ -199,6 +202,7 @@ def backfill(
             names one of the runs' artifacts (before anything is written or sent).
     """
     report = BackfillReport()
+    options = honour_exporter(options)
 
     def note(run_report: RunReport) -> None:
         report.runs.append(run_report)
@@ -240,6 +244,21 @@ def _artifacts(run_results: Iterable[Path]) -> Iterator[Path]:
         yield path
         yield path.with_name(MANIFEST_FILENAME)
         yield path.with_name(MANIFEST_FILENAME + GZIP_SUFFIX)
+
+
+def honour_exporter(options: BackfillOptions) -> BackfillOptions:
+    """The options as OTEL_SDK_DISABLED and OTEL_TRACES_EXPORTER leave them (see ``Exporter``).
+
+    ``none``: every run is planned and listed, nothing is sent (a dry run, said once on stderr);
+    ``console``: every run is written as OTLP/JSON to standard output (as ``--output -``).
+    """
+    export = options.replay.export
+    if export is None or export.exporter is Exporter.OTLP:
+        return options
+    if export.exporter is Exporter.NONE:
+        logger.warning("not sent: the exporter is off (OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none)")
+        return replace(options, replay=replace(options.replay, export=None, dry_run=True))
+    return replace(options, replay=replace(options.replay, export=None, output=STDOUT))
 
 
 def _sends(options: BackfillOptions) -> bool:

@@ -33,19 +33,21 @@ from typing import IO, Any
 import click
 
 from . import __version__
-from .backfill import BackfillOptions, RunReport, backfill
-from .errors import EXIT_INTERNAL_ERROR, EXIT_OK, ReplayError
+from .backfill import BackfillOptions, RunReport, backfill, honour_exporter
+from .errors import EXIT_INTERNAL_ERROR, EXIT_OK, ExportError, ReplayError
 from .export.config import ExportConfig, Protocol, parse_header, resolve_export_config
 from .export.file import STDOUT
 from .plan import DEFAULT_SQL_MAX_CHARS, Nesting, Plan, PlanOptions, TraceContext
 from .progress import Progress
 from .propagation import context_from_environment, parse_traceparent, read_carrier
 from .replay import ReplayOptions, ReplayResult, replay, resend, resource_attributes
+from .shape import Selector, SelectorError
 from .stopping import StopRequest, stop_on_signals
 from .terminal import escape
 from .views import (
     Outcome,
     backfill_summary,
+    check_trace_url,
     render_backfill_totals,
     render_resend_line,
     render_run_line,
@@ -53,7 +55,9 @@ from .views import (
     render_tree,
     render_waterfall,
     summary_document,
+    trace_url,
     write_html,
+    write_markdown,
 )
 
 PROG = "dbt-otel-replay"
@@ -130,7 +134,7 @@ class OneLineUsageError(click.UsageError):
         _error_line(self.format_message())
 
 
-_SENDING_OPTIONS = ("endpoint", "protocol", "headers", "timeout")
+_SENDING_OPTIONS = ("endpoint", "traces_endpoint", "protocol", "headers", "timeout")
 _CONFLICTS: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
     (("traceparent",), ("traceparent_from",), "join one upstream context"),
     (("dry_run",), ("output",), "a dry run writes nothing"),
@@ -252,9 +256,10 @@ def _grouped(name: str, build: Callable[..., object], *options: _Decorator) -> _
 
 @dataclass(frozen=True)
 class Sending:
-    """--endpoint, --protocol, --header and --timeout: where and how spans are sent over OTLP."""
+    """--endpoint, --traces-endpoint, --protocol, --header and --timeout: where and how spans are sent."""
 
     endpoint: str | None
+    traces_endpoint: str | None
     protocol: str | None
     headers: tuple[str, ...]
     timeout: float | None
@@ -267,6 +272,7 @@ class Sending:
         """
         return resolve_export_config(
             endpoint=self.endpoint,
+            traces_endpoint=self.traces_endpoint,
             protocol=self.protocol,
             headers=[parse_header(h) for h in self.headers],
             timeout=self.timeout,
@@ -275,14 +281,18 @@ class Sending:
 
 @dataclass(frozen=True)
 class Content:
-    """--service-name, --include-sql, --sql-max-chars, --nesting, --dbt-log: what each trace holds."""
+    """--service-name, --include-sql, --nesting, --phases, --select, --dbt-log, ...: what a trace holds."""
 
     service_name: str | None
     include_sql: bool
     sql_max_chars: int
     nesting: str
+    phases: str
+    select: Selector | None
+    min_duration: float | None
     dbt_log: Path | None
     no_dbt_log: bool
+    no_dbt_env: bool
 
     def options(
         self, sending: Sending, *, output: Path | None, dry_run: bool, spill: Path | None
@@ -293,9 +303,20 @@ class Content:
             ConfigError: If an export setting or OTEL_RESOURCE_ATTRIBUTES cannot be used.
         """
         nesting: Nesting = "critical" if self.nesting == "critical" else "first-parent"
+        if self.nesting == "flat":
+            nesting = "flat"
+        plan = PlanOptions(
+            include_sql=self.include_sql,
+            sql_max_chars=self.sql_max_chars,
+            nesting=nesting,
+            phases="none" if self.phases == "none" else "all",
+            select=self.select,
+            min_duration=self.min_duration,
+            dbt_env=not self.no_dbt_env,
+        )
         return ReplayOptions(
             export=None if output or dry_run else sending.config(),
-            plan=PlanOptions(include_sql=self.include_sql, sql_max_chars=self.sql_max_chars, nesting=nesting),
+            plan=plan,
             output=output,
             dry_run=dry_run,
             resource=resource_attributes(self.service_name),
@@ -332,9 +353,16 @@ _sending = _grouped(
     click.option(
         "--endpoint",
         metavar="URL",
-        help="OTLP endpoint; for HTTP, /v1/traces is appended unless the URL has a path. "
-        "[env: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (used as is), OTEL_EXPORTER_OTLP_ENDPOINT; "
-        "default: http://localhost:4318 for HTTP, http://localhost:4317 for gRPC]",
+        help="The collector's base URL, exactly as OTEL_EXPORTER_OTLP_ENDPOINT: for HTTP, /v1/traces "
+        "is appended to its path (https://host/otlp sends to https://host/otlp/v1/traces). "
+        "[env: OTEL_EXPORTER_OTLP_ENDPOINT; default: http://localhost:4318 for HTTP, "
+        "http://localhost:4317 for gRPC]",
+    ),
+    click.option(
+        "--traces-endpoint",
+        metavar="URL",
+        help="The full traces URL, used as is, exactly as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT; wins "
+        "over --endpoint. [env: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT]",
     ),
     click.option(
         "--protocol",
@@ -358,6 +386,15 @@ _sending = _grouped(
         "[env: OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, OTEL_EXPORTER_OTLP_TIMEOUT in ms; default: 10]",
     ),
 )
+
+
+def _selector(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Selector | None:
+    """--select's terms as one :class:`~.shape.Selector`; bad syntax is a one-line usage error."""
+    try:
+        return Selector.parse(value)
+    except SelectorError as exc:
+        raise OneLineUsageError(f"--select: {exc}", ctx) from None
+
 
 _content = _grouped(
     "content",
@@ -383,11 +420,33 @@ _content = _grouped(
     ),
     click.option(
         "--nesting",
-        type=click.Choice(["first-parent", "critical"]),
+        type=click.Choice(["first-parent", "critical", "flat"]),
         default="first-parent",
         show_default=True,
         help="Nest each node under its first executed parent, or under the parent that finished last "
-        "before it started (the one that held it back). The other parents are span links either way.",
+        "before it started (the one that held it back); the other parents are span links. Or flat: every "
+        "node under the invocation span, all of its parents as links.",
+    ),
+    click.option(
+        "--phases",
+        type=click.Choice(["all", "none"]),
+        default="all",
+        show_default=True,
+        help="none: leave out each node's compile and execute spans (what ran in them moves to the node).",
+    ),
+    click.option(
+        "--select",
+        metavar="METHOD:VALUE[,VALUE...]",
+        multiple=True,
+        callback=_selector,
+        help="Keep only the nodes matching any --select: resource_type:model,seed,... or "
+        "status:error,fail,...; repeatable. The rest of the tree re-attaches to the nearest kept node.",
+    ),
+    click.option(
+        "--min-duration",
+        type=click.FloatRange(min=0),
+        metavar="SECONDS",
+        help="Keep only the nodes that took at least this long.",
     ),
     click.option(
         "--dbt-log",
@@ -400,6 +459,12 @@ _content = _grouped(
         "--no-dbt-log",
         is_flag=True,
         help="Do not read dbt's log: node and phase spans only.",
+    ),
+    click.option(
+        "--no-dbt-env",
+        is_flag=True,
+        help="Leave out dbt.env.<name>: the DBT_ENV_CUSTOM_ENV_* variables dbt recorded in metadata.env "
+        "(exported by default; they are meant to be shared, but are no place for secrets).",
     ),
 )
 
@@ -433,6 +498,36 @@ _output = click.option(
     metavar="FILE",
     help="Write the spans as OTLP/JSON lines to this file ('-' for stdout) instead of sending them.",
 )
+
+TRACE_URL_VARIABLE = "DBT_OTEL_REPLAY_TRACE_URL"
+"""The --trace-url template, set once for every step of a CI job."""
+STEP_SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"
+"""The file GitHub Actions shows as the job's summary page: a replay appends its Markdown summary."""
+
+
+def _trace_url(where: str, *placeholders: str) -> _Decorator:
+    """--trace-url, refusing a template with other placeholders than the command fills in (exit 2)."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None and not ctx.resilient_parsing:
+            source = ctx.get_parameter_source("trace_url_template")
+            given = TRACE_URL_VARIABLE if source is click.core.ParameterSource.ENVIRONMENT else "--trace-url"
+            try:
+                check_trace_url(value, placeholders)
+            except ValueError as exc:
+                raise OneLineUsageError(f"{given}: {exc}", ctx) from None
+        return value
+
+    return click.option(
+        "--trace-url",
+        "trace_url_template",
+        metavar="TEMPLATE",
+        envvar=TRACE_URL_VARIABLE,
+        callback=check,
+        help=f"Link to the trace {where}, e.g. https://grafana.example/explore?traceId={{trace_id}}; "
+        f"placeholders: {', '.join('{' + p + '}' for p in placeholders)}. [env: {TRACE_URL_VARIABLE}]",
+    )
+
 
 _quiet = click.option(
     "-q", "--quiet", is_flag=True, help="No summary and no progress; warnings and errors only."
@@ -552,6 +647,15 @@ def main() -> None:
     help="Also draw the run on stdout as lanes per thread, coloured on a terminal. "
     "Implied by --dry-run, except with --format json.",
 )
+@click.option(
+    "--markdown",
+    "markdown_path",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    metavar="FILE",
+    help="Also write a Markdown job summary ('-' for stdout): status, duration, the trace's link, "
+    f"critical path, failures, slowest nodes. Appended to ${STEP_SUMMARY_VARIABLE} whenever it is set.",
+)
+@_trace_url("in the summary, --format json and --markdown", "trace_id", "span_id")
 @_quiet
 @_moved("--resend", "FILE", "resend FILE")
 @_moved("--recursive", "ROOT", "backfill --recursive ROOT")
@@ -569,6 +673,8 @@ def replay_command(
     output_format: str,
     html_path: Path | None,
     waterfall: bool,
+    markdown_path: Path | None,
+    trace_url_template: str | None,
     quiet: bool,
 ) -> int:
     """One run: its options in, :func:`~.replay.replay`, the views out; returns the exit code."""
@@ -579,13 +685,18 @@ def replay_command(
         plan=replace(common.plan, upstream=propagation.upstream()),
         manifest=manifest,
         traceparent_to=propagation.traceparent_to,
-        extra_outputs=(html_path,) if html_path is not None else (),
+        extra_outputs=tuple(p for p in (html_path, markdown_path) if p is not None),
     )
     with _stoppable(sends=output is None and not dry_run) as stop:
         result = replay(target, options, stop=stop)
-    _report(result, dry_run=dry_run, quiet=quiet, json_format=json_format)
+    plan = result.plan
+    url = None
+    if trace_url_template is not None:
+        url = trace_url(trace_url_template, trace_id=plan.trace_id, span_id=plan.invocation.span_id)
+    _report(result, dry_run=dry_run, quiet=quiet, json_format=json_format, url=url)
     if html_path is not None:
         write_html(result.plan, html_path)
+    _write_markdown(result, url, markdown_path)
     if waterfall or (dry_run and not json_format):
         _draw_waterfall(result.plan)
     if result.failure is not None:
@@ -624,6 +735,7 @@ def replay_command(
 @_spill("none: a run not delivered stays out of the ledger and the next backfill sends it again")
 @_content
 @_format("One line per run on stdout and the totals on stderr, or one versioned JSON summary on stdout.")
+@_trace_url("in each run of --format json", "trace_id")
 @_quiet
 def backfill_command(
     dirs: tuple[Path, ...],
@@ -636,18 +748,21 @@ def backfill_command(
     spill: Path | None,
     content: Content,
     output_format: str,
+    trace_url_template: str | None,
     quiet: bool,
 ) -> int:
     """Many runs: :func:`~.backfill.backfill`, a line per run as it ends; returns the exit code."""
     if not dirs and not roots:
         raise OneLineUsageError("give a DIR or --recursive ROOT")
-    options = BackfillOptions(
-        replay=content.options(sending, output=output, dry_run=dry_run, spill=spill),
-        ledger=ledger,
-        force=force,
+    options = honour_exporter(
+        BackfillOptions(
+            replay=content.options(sending, output=output, dry_run=dry_run, spill=spill),
+            ledger=ledger,
+            force=force,
+        )
     )
     json_format = output_format == "json"
-    lines_to = sys.stderr if output == STDOUT else sys.stdout
+    lines_to = sys.stderr if options.replay.output == STDOUT else sys.stdout
     bars: list[Progress] = []  # drawn only on a terminal, once the number of runs is known
 
     def on_start(total: int) -> None:
@@ -669,7 +784,8 @@ def backfill_command(
         for bar in bars:
             bar.close()
     if json_format:
-        click.echo(json.dumps(backfill_summary(report), indent=2, ensure_ascii=True))
+        link = None if trace_url_template is None else functools.partial(trace_url, trace_url_template)
+        click.echo(json.dumps(backfill_summary(report, link), indent=2, ensure_ascii=True))
     elif not quiet:
         click.echo(render_backfill_totals(report), nl=False, err=True)
     return report.exit_code
@@ -717,12 +833,36 @@ def _stoppable(*, sends: bool) -> Iterator[StopRequest | None]:
 # --------------------------------------------------------------------------- #
 
 
-def _report(result: ReplayResult, *, dry_run: bool, quiet: bool, json_format: bool) -> None:
+def _write_markdown(result: ReplayResult, url: str | None, path: Path | None) -> None:
+    """The Markdown summary to --markdown FILE (replaced), and appended to $GITHUB_STEP_SUMMARY when set.
+
+    The job summary is a courtesy: when it cannot be appended, a warning says so and the
+    replay's exit code stays what the replay made it.
+    """
+    if path is not None:
+        write_markdown(result.plan, path, result.destination, url, append=False)
+    step_summary = os.environ.get(STEP_SUMMARY_VARIABLE)
+    if not step_summary or (path is not None and path != STDOUT and _same_file(path, Path(step_summary))):
+        return
+    try:
+        write_markdown(result.plan, Path(step_summary), result.destination, url, append=True)
+    except ExportError as exc:
+        click.echo(f"{PROG}: warning: ${STEP_SUMMARY_VARIABLE}: {escape(str(exc))}", err=True)
+
+
+def _same_file(left: Path, right: Path) -> bool:
+    try:
+        return left.samefile(right)
+    except OSError:
+        return False
+
+
+def _report(result: ReplayResult, *, dry_run: bool, quiet: bool, json_format: bool, url: str | None) -> None:
     """Warnings on stderr; the JSON document or the tree on stdout; the summary on stderr."""
     for warning in result.warnings:
         click.echo(f"{PROG}: warning: {escape(warning)}", err=True)
     if json_format:
-        document = summary_document(result.plan, result.destination, result.warnings)
+        document = summary_document(result.plan, result.destination, result.warnings, url)
         click.echo(json.dumps(document, indent=2, ensure_ascii=True))
         return
     if dry_run:
@@ -731,7 +871,7 @@ def _report(result: ReplayResult, *, dry_run: bool, quiet: bool, json_format: bo
         return
     where = result.traceparent_path
     outcome = Outcome(
-        result.destination, None if where is None else ("stdout" if where == STDOUT else str(where))
+        result.destination, None if where is None else ("stdout" if where == STDOUT else str(where)), url
     )
     click.echo(render_summary(result.plan, outcome), nl=False, err=True)
 

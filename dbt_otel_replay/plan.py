@@ -19,6 +19,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+import msgspec
+
 from . import attributes as attr
 from .artifacts import (
     AdapterResponse,
@@ -33,6 +35,7 @@ from .critical import Window, critical_chain, holding_parent
 from .dag import Dag, build_dag, on_cycles, parent_cycles
 from .dbtlog import InvocationLog
 from .inside import inside_spans
+from .shape import Phases, Selector, Shape, shape_spans
 from .spans import (
     HOOK_PREFIX,
     SQL_TRUNCATION_MARK,
@@ -40,6 +43,7 @@ from .spans import (
     PlannedEvent,
     PlannedLink,
     PlannedSpan,
+    SpanKind,
     SpanRole,
 )
 from .statuses import FAILED_STATUSES, StatusCode, status
@@ -65,9 +69,53 @@ _DB_SYSTEM_NAMES = {
     "duckdb": "duckdb",
     "snowflake": "snowflake",
 }
+# db.namespace per system, as OpenTelemetry semantic conventions v1.44 define it (docs/db/*.md):
+# the generic rule (docs/db/sql.md) joins the components from the most general, `{database}|{schema}`,
+# leaving out what is missing; PostgreSQL says the same (docs/db/postgresql.md). MySQL and MariaDB
+# (docs/db/mysql.md, mariadb.md) name the database alone, which dbt calls the schema; SQL Server
+# (docs/db/sql-server.md) `{instance}|{database}`, and dbt knows no instance; Oracle (docs/db/oracledb.md)
+# the database's unique name, which dbt calls the database.
+_NAMESPACE_SCHEMA_ONLY = frozenset({"mysql", "mariadb"})
+_NAMESPACE_DATABASE_ONLY = frozenset({"microsoft.sql_server", "oracle.db"})
+_COMMANDS = {
+    "generate": "docs generate",
+    "serve": "docs serve",
+    "freshness": "source freshness",
+    "source-freshness": "source freshness",
+    "snapshot-freshness": "source snapshot-freshness",
+}
+"""``args.which`` to the command people type: dbt-core's ``cli/types.py`` ``Command`` (1.5+) names
+``docs generate`` ``generate``, ``docs serve`` ``serve`` and ``source freshness`` ``freshness``;
+the argparse CLI before 1.5 wrote ``source-freshness`` (``snapshot-freshness`` before 0.21). The
+others (``build``, ``run``, ``run-operation``, ``list`` ...) are typed as written."""
+_ARGS = {
+    "select": attr.ARGS_SELECT,
+    "exclude": attr.ARGS_EXCLUDE,
+    "selector": attr.ARGS_SELECTOR,
+    "full_refresh": attr.ARGS_FULL_REFRESH,
+    "threads": attr.ARGS_THREADS,
+    "target": attr.ARGS_TARGET,
+    "state": attr.ARGS_STATE,
+    "defer": attr.ARGS_DEFER,
+}
+"""The invocation arguments people filter on (never ``vars``: see --include-sql)."""
+_LIST_ARGS = frozenset({"select", "exclude"})
+_FAILED_SHOWN = 3
+"""How many failing nodes the invocation span's status message names."""
+_ERROR_CLASSES = {
+    "Database Error": "DbtDatabaseError",
+    "Compilation Error": "CompilationError",
+    "Runtime Error": "DbtRuntimeError",
+    "Internal Error": "DbtInternalError",
+    "Parsing Error": "ParsingError",
+    "Validation Error": "DbtValidationError",
+}
+"""The exception classes (dbt_common.exceptions) whose ``MESSAGE`` starts a failed node's message:
+``Database Error in model orders (models/orders.sql)``."""
+_ERROR_PREFIX = re.compile(r"\s*([A-Z][a-z]+ Error)\b")
 
 
-Nesting = Literal["first-parent", "critical"]
+Nesting = Literal["first-parent", "critical", "flat"]
 
 
 @dataclass(frozen=True)
@@ -119,16 +167,38 @@ class PlanOptions:
     Attributes:
         upstream: A context to join: the invocation span becomes its child.
         include_sql: Export compiled SQL and ``args.vars`` (off: they can hold secrets).
+        dbt_env: Export ``metadata.env`` (dbt's ``DBT_ENV_CUSTOM_ENV_*`` variables) as
+            ``dbt.env.<name>`` on the invocation span (--no-dbt-env: off).
         sql_max_chars: Where compiled SQL is cut when it is exported.
         nesting: ``first-parent`` nests a node under its first executed parent (the
             contract's default); ``critical`` under the parent that finished last
-            before it started. The other parents are links either way.
+            before it started. The other parents are links either way; ``flat`` nests every
+            node under the invocation span, with all of its parents as links.
+        phases: ``none`` leaves out the compile and execute spans (see :mod:`.shape`).
+        select: Keep only the nodes it matches, re-attaching the rest of the tree.
+        min_duration: Keep only the nodes that took at least this many seconds.
     """
 
     upstream: TraceContext | None = None
     include_sql: bool = False
     sql_max_chars: int = DEFAULT_SQL_MAX_CHARS
     nesting: Nesting = "first-parent"
+    dbt_env: bool = True
+    phases: Phases = "all"
+    select: Selector | None = None
+    min_duration: float | None = None
+
+
+def command_name(which: str) -> str:
+    """The dbt command as people type it, from ``args.which``: ``generate`` is ``docs generate``.
+
+    Args:
+        which: run_results' ``args.which``.
+
+    Returns:
+        The command (the invocation span is named ``dbt <command>``).
+    """
+    return _COMMANDS.get(which, which)
 
 
 def plan_trace(
@@ -170,6 +240,7 @@ def plan_trace(
                 warnings=warnings,
             )
         )
+    spans = [_with_error_type(span) for span in spans]
     context = TraceContext(
         trace_id=trace_id,
         span_id=invocation.span_id,
@@ -177,7 +248,9 @@ def plan_trace(
         trace_flags=options.upstream.trace_flags & 0x03 if options.upstream else 1,
         tracestate=options.upstream.tracestate if options.upstream else None,
     )
-    return Plan(trace_id=trace_id, spans=tuple(spans), context=context, warnings=tuple(warnings))
+    shape = Shape(phases=options.phases, select=options.select, min_duration=options.min_duration)
+    kept = shape_spans(spans, shape).spans
+    return Plan(trace_id=trace_id, spans=kept, context=context, warnings=tuple(warnings))
 
 
 class _SpanIds:
@@ -238,19 +311,57 @@ def _invocation_span(artifacts: Artifacts, ids: _SpanIds, options: PlanOptions) 
     start: int | None = run.metadata.invocation_started_at
     if start is None:
         start = end - _elapsed_nanos(run.elapsed_time, end)
-    failed = Counter(r.status for r in run.results if r.status in FAILED_STATUSES)
-    message = ", ".join(f"{count} {status}" for status, count in sorted(failed.items()))
+    failures = [r for r in run.results if r.status in FAILED_STATUSES]
+    attributes = _invocation_attributes(artifacts, options)
+    if failures:  # the pipeline run failed as its first failed task did
+        attributes[attr.ERROR_TYPE] = failures[0].status
     return PlannedSpan(
         role=SpanRole.INVOCATION,
         span_id=ids.derive("invocation"),
         parent_span_id=options.upstream.span_id if options.upstream else None,
-        name=f"dbt {run.command}",
+        name=f"dbt {command_name(run.command)}",
         start_time_unix_nano=start,
         end_time_unix_nano=end,
-        attributes=_invocation_attributes(artifacts, options),
-        status=StatusCode.ERROR if failed else StatusCode.UNSET,
-        status_message=message,
+        attributes=attributes,
+        status=StatusCode.ERROR if failures else StatusCode.UNSET,
+        status_message=_failure_summary(failures),
+        kind=SpanKind.SERVER,
     )
+
+
+def _failure_summary(failures: Sequence[NodeResult]) -> str:
+    """``1 error, 1 fail: model.p.a, test.p.b``: how many of each failed status, then the first few nodes."""
+    if not failures:
+        return ""
+    counts = Counter(r.status for r in failures)
+    message = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+    shown = ", ".join(r.unique_id or "''" for r in failures[:_FAILED_SHOWN])
+    more = f" and {len(failures) - _FAILED_SHOWN} more" if len(failures) > _FAILED_SHOWN else ""
+    return f"{message}: {shown}{more}"
+
+
+def error_type(status_name: str, message: str | None) -> str:
+    """``error.type`` of a failed span: the dbt exception class its message names, else the dbt status.
+
+    Args:
+        status_name: The result's dbt status.
+        message: dbt's message for it (``Database Error in model orders ...``).
+
+    Returns:
+        ``DbtDatabaseError``, ``CompilationError`` ... when the message starts with one's
+        ``MESSAGE``, else the status (``error``, ``fail``, ``runtime error``).
+    """
+    match = _ERROR_PREFIX.match(message or "")
+    known = _ERROR_CLASSES.get(match.group(1)) if match else None
+    return known or status_name
+
+
+def _with_error_type(span: PlannedSpan) -> PlannedSpan:
+    """A failed span from dbt's log (a statement, a batch) with ``error.type``; any other as it is."""
+    if span.status is not StatusCode.ERROR or attr.ERROR_TYPE in span.attributes:
+        return span
+    attributes = {**span.attributes, attr.ERROR_TYPE: error_type("error", span.status_message)}
+    return msgspec.structs.replace(span, attributes=attributes)
 
 
 def _invocation_attributes(artifacts: Artifacts, options: PlanOptions) -> dict[str, AttributeValue]:
@@ -262,18 +373,37 @@ def _invocation_attributes(artifacts: Artifacts, options: PlanOptions) -> dict[s
         attr.COMMAND: run.command,
         attr.PROJECT_NAME: manifest.metadata.project_name if manifest else None,
         attr.TARGET: run.arguments.target,
+        attr.DEPLOYMENT_ENVIRONMENT_NAME: run.arguments.target,
         attr.ADAPTER: adapter,
         attr.DB_SYSTEM_NAME: db_system_name(adapter),
         attr.ELAPSED_TIME: run.elapsed_time,
         attr.RESULT_COUNT: len(run.results),
         attr.VARS: run.arguments.vars_json if options.include_sql else None,
-        attr.PIPELINE_NAME: (manifest.metadata.project_name if manifest else None) or f"dbt {run.command}",
+        attr.PIPELINE_NAME: (manifest.metadata.project_name if manifest else None)
+        or f"dbt {command_name(run.command)}",
         attr.PIPELINE_RUN_ID: run.metadata.invocation_id,
         attr.PIPELINE_RESULT: (
             "failure" if any(r.status in FAILED_STATUSES for r in run.results) else "success"
         ),
     }
+    for name, key in _ARGS.items():
+        attributes[key] = _argument(getattr(run.arguments, name), listed=name in _LIST_ARGS)
+    if options.dbt_env and isinstance(run.metadata.env, dict):
+        for name, value in sorted(run.metadata.env.items()):
+            if isinstance(name, str) and name and isinstance(value, (str, int, float)):
+                attributes[attr.ENV_PREFIX + name] = str(value)
     return _present(attributes)
+
+
+def _argument(value: object, *, listed: bool) -> AttributeValue | None:
+    """An invocation argument as an attribute: lists as string arrays; flags, counts and text as they are."""
+    if listed:
+        if isinstance(value, str):
+            return (value,) if value else None
+        if isinstance(value, list):
+            return tuple(str(item) for item in value if isinstance(item, (str, int, float)))
+        return None
+    return value if isinstance(value, (str, bool, int)) else None
 
 
 def _elapsed_nanos(elapsed_time: float | None, end: int) -> int:
@@ -337,7 +467,8 @@ def _node_spans(
         if node is None and artifacts.manifest is not None:
             unknown.append(result.unique_id)
         parents = nesting[result.unique_id]
-        nest_under = parents[0] if parents and result.unique_id not in unparented else None
+        nested = parents and options.nesting != "flat" and result.unique_id not in unparented
+        nest_under = parents[0] if nested else None
         links = parents[1:] if nest_under is not None else parents
         window = windows.get(result.unique_id)
         if window is not None:
@@ -361,7 +492,7 @@ def _node_spans(
             status_message=(result.message or result.status) if result.status in FAILED_STATUSES else "",
         )
         spans.append(span)
-        spans.extend(_phase_spans(result, span, ids))
+        spans.extend(_phase_spans(result, span, ids, attributes))
     if unknown:
         shown = ", ".join(u or "''" for u in unknown[:3]) + (
             f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
@@ -433,11 +564,16 @@ def _node_attributes(
         attr.QUERY_ID: _text(response.query_id),
         attr.JOB_ID: _text(response.job_id),
         attr.BYTES_PROCESSED: loose_int(response.bytes_processed),
+        attr.BYTES_BILLED: loose_int(response.bytes_billed),
+        attr.SLOT_MS: loose_int(response.slot_ms),
         attr.RESPONSE_CODE: _text(response.code),
         attr.DB_QUERY_TEXT: _sql(result.sql, options) if options.include_sql else None,
         attr.TASK_NAME: result.unique_id,
         attr.TASK_RUN_ID: result.unique_id,
         attr.TASK_RUN_RESULT: status(result.status).task_result,
+        attr.ERROR_TYPE: error_type(result.status, result.message)
+        if result.status in FAILED_STATUSES
+        else None,
     }
     if result.batch_results is not None:
         attributes.update(_batch_attributes(result.batch_results))
@@ -470,6 +606,10 @@ def _manifest_attributes(node: ManifestNode, adapter: str | None) -> dict[str, A
         attr.NODE_ORIGINAL_FILE_PATH: node.original_file_path,
         attr.CODE_FILE_PATH: node.original_file_path,
         attr.NODE_TAGS: node.tag_list,
+        attr.NODE_OWNER: node.owner,
+        attr.NODE_GROUP: node.group_name,
+        attr.NODE_ACCESS: node.access_level,
+        attr.NODE_CONTRACT_ENFORCED: node.contract_enforced,
         attr.NODE_RELATION_NAME: node.relation_name,
         attr.DB_SYSTEM_NAME: db_system_name(adapter),
         attr.DB_NAMESPACE: _namespace(node, adapter) if has_relation else None,
@@ -479,9 +619,14 @@ def _manifest_attributes(node: ManifestNode, adapter: str | None) -> dict[str, A
 
 
 def _namespace(node: ManifestNode, adapter: str | None) -> str | None:
-    parts = [p for p in (node.database, node.schema_name) if p]
-    separator = "." if db_system_name(adapter) == "postgresql" else "|"
-    return separator.join(parts) or None
+    system = db_system_name(adapter)
+    if system in _NAMESPACE_SCHEMA_ONLY:
+        parts = [node.schema_name]
+    elif system in _NAMESPACE_DATABASE_ONLY:
+        parts = [node.database]
+    else:
+        parts = [node.database, node.schema_name]
+    return "|".join(p for p in parts if p) or None
 
 
 def _text(value: str | int | None) -> str | None:
@@ -502,9 +647,13 @@ def _node_events(result: NodeResult, end: int) -> tuple[PlannedEvent, ...]:
     return (PlannedEvent(event, end, attributes),)
 
 
-def _phase_spans(result: NodeResult, node_span: PlannedSpan, ids: _SpanIds) -> list[PlannedSpan]:
+def _phase_spans(
+    result: NodeResult, node_span: PlannedSpan, ids: _SpanIds, node_attributes: Mapping[str, AttributeValue]
+) -> list[PlannedSpan]:
+    """The node's phases; ``execute`` is a CLIENT call to the warehouse, with the node's db.* attributes."""
     seen: dict[str, int] = {}
     spans: list[PlannedSpan] = []
+    database = {k: node_attributes[k] for k in _CLIENT_KEYS if k in node_attributes}
     for timing in result.timing:
         occurrence = seen[timing.name] = seen.get(timing.name, -1) + 1
         # a phase named twice gets its occurrence as a part of its own; the first keeps the plain key
@@ -517,10 +666,16 @@ def _phase_spans(result: NodeResult, node_span: PlannedSpan, ids: _SpanIds) -> l
                 name=timing.name,
                 start_time_unix_nano=timing.started_at,
                 end_time_unix_nano=timing.completed_at,
-                attributes={attr.PHASE: timing.name},
+                attributes={attr.PHASE: timing.name, **(database if timing.name == _EXECUTE else {})},
+                kind=SpanKind.CLIENT if timing.name == _EXECUTE else SpanKind.INTERNAL,
             )
         )
     return spans
+
+
+_EXECUTE = "execute"
+_CLIENT_KEYS = (attr.DB_SYSTEM_NAME, attr.DB_NAMESPACE, attr.DB_COLLECTION_NAME)
+"""What the execute phase (a CLIENT span) carries of its node: the warehouse and the relation."""
 
 
 def _present(attributes: Mapping[str, AttributeValue | None]) -> dict[str, AttributeValue]:

@@ -12,17 +12,19 @@ import logging
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote
 
+from . import cicontext
 from ._files import locked, refuse_inputs, remove_output
 from .artifacts import Artifacts, load_artifacts
 from .dbtlog import InvocationLog, find_log_files, read_invocation
 from .errors import ArtifactError, ConfigError, ExportError, StoppedError
-from .export.config import ExportConfig, resolve_export_config
+from .export.config import ExportConfig, Exporter, resolve_export_config
 from .export.convert import convert
 from .export.deliver import Delivery, deliver
 from .export.encoders import ENCODERS
@@ -68,6 +70,9 @@ class ReplayOptions:
         dbt_log: dbt's log file, or a logs directory, to read the statements from instead of
             TARGET_DIR/../logs/dbt.log (and its rotated siblings).
         read_dbt_log: Read dbt's log at all (--no-dbt-log: only the artifacts).
+        ci_environ: The environment to detect the CI/CD job in (:mod:`.cicontext`); None reads
+            ``os.environ``, ``{}`` adds no CI context. Only :func:`replay` adds it, to a run that
+            ended within the last day (:func:`.cicontext.applies`); a backfill never does.
     """
 
     export: ExportConfig | None = None
@@ -83,6 +88,7 @@ class ReplayOptions:
     extra_outputs: tuple[Path | None, ...] = ()
     dbt_log: Path | None = None
     read_dbt_log: bool = True
+    ci_environ: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -242,6 +248,7 @@ def replay(target: Path, options: ReplayOptions, *, stop: StopRequest | None = N
             sent, not even in a dry run, which previews the real one).
     """
     prepared = prepare(target, options)
+    options = _with_ci_context(options, prepared.plan)  # this job's CI/CD context: one run, never a backfill
     plan, warnings, inputs = prepared.plan, prepared.warnings, prepared.inputs
     target_dir = prepared.run_results_path.parent
     carrier = _carrier_path(target_dir, options.traceparent_to)
@@ -258,8 +265,14 @@ def replay(target: Path, options: ReplayOptions, *, stop: StopRequest | None = N
             write_lines(iter_otlp_json_lines(plan, options.resource), options.output)
             where = "standard output" if options.output == STDOUT else str(options.output)
             destination = f"written as OTLP/JSON to {where}"
+        elif (config := options.export or resolve_export_config()).exporter is Exporter.NONE:
+            destination = (
+                "not sent: the exporter is off (OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none)"
+            )
+        elif config.exporter is Exporter.CONSOLE:  # OTEL_TRACES_EXPORTER=console: as --output -
+            write_lines(iter_otlp_json_lines(plan, options.resource), STDOUT)
+            destination = "written as OTLP/JSON to standard output (OTEL_TRACES_EXPORTER=console)"
         else:
-            config = options.export or resolve_export_config()
             encode = ENCODERS[encoding_for(config.protocol)]  # in the encoding its transport sends
             delivery = deliver(encode(plan, options.resource), config, stop=stop)  # encoded while sent
             destination = _describe(delivery, config)
@@ -311,6 +324,11 @@ def resend(
         for warning in warnings:
             logger.warning("%s", warning)
         config = config or resolve_export_config()
+        if config.exporter is not Exporter.OTLP:
+            raise ConfigError(
+                f"{path}: not re-sent: the exporter is off (OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER="
+                f"{config.exporter.value}); the file is kept"
+            )
         encoding = encoding_for(config.protocol)
         lines: dict[int, str] = {}  # each request sent, by identity: its line, to be kept as it was
 
@@ -473,6 +491,18 @@ def _private_directory(directory: Path) -> None:
         raise OSError(errno.EPERM, "not a directory of this user's alone", str(directory))
 
 
+def _with_ci_context(options: ReplayOptions, plan: Plan) -> ReplayOptions:
+    """The options with the CI/CD job's resource attributes added, when the run can be the job's.
+
+    Explicit resource attributes (OTEL_RESOURCE_ATTRIBUTES) win; a run that ended more than a day
+    ago, or after now, is an archived run, never stamped with today's job.
+    """
+    context = cicontext.detect(os.environ if options.ci_environ is None else options.ci_environ)
+    if context is None or not cicontext.applies(plan.invocation.end_time_unix_nano, time.time_ns()):
+        return options
+    return replace(options, resource=cicontext.merge(options.resource, context))
+
+
 def _carrier_path(target_dir: Path, explicit: Path | None) -> Path:
     return explicit if explicit is not None else target_dir / CARRIER_FILENAME
 
@@ -500,7 +530,10 @@ def resource_attributes(
     ``service.name`` comes from the argument, else OTEL_SERVICE_NAME, else
     ``service.name`` in OTEL_RESOURCE_ATTRIBUTES, else ``dbt``; every other
     attribute in OTEL_RESOURCE_ATTRIBUTES (``key=value`` pairs, comma-separated,
-    percent-encoded) is kept.
+    percent-encoded) is kept. A malformed OTEL_RESOURCE_ATTRIBUTES is discarded whole, with a
+    warning, as the Resource SDK specification says: "In case of any error, e.g. failure during
+    the decoding process, the entire environment variable value SHOULD be discarded and an error
+    SHOULD be reported" (it is no reason to lose the run's trace, nor to fail a dry run).
 
     Args:
         service_name: --service-name.
@@ -508,9 +541,6 @@ def resource_attributes(
 
     Returns:
         The attributes, service.name first.
-
-    Raises:
-        ConfigError: If OTEL_RESOURCE_ATTRIBUTES has an item that is not key=value.
     """
     env = os.environ if environ is None else environ
     attributes: dict[str, AttributeValue] = {}
@@ -519,7 +549,14 @@ def resource_attributes(
             continue
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"OTEL_RESOURCE_ATTRIBUTES: {item.strip()!r} is not key=value")
+            shown = _text(item.strip())[:40] + ("..." if len(item.strip()) > 40 else "")
+            logger.warning(
+                "OTEL_RESOURCE_ATTRIBUTES: %r is not key=value, so the whole variable is ignored "
+                "(write comma-separated key=value pairs, percent-encoding commas and '=' in values)",
+                shown,
+            )
+            attributes = {}
+            break
         attributes[_text(unquote(key.strip()))] = _text(unquote(value.strip()))
     name = _text(service_name or env.get("OTEL_SERVICE_NAME", "").strip())
     name = name or str(attributes.get(SERVICE_NAME_KEY) or DEFAULT_SERVICE_NAME)

@@ -41,6 +41,9 @@ class SpanKind(IntEnum):
     """OTLP's ``Span.SpanKind`` values the replay uses."""
 
     INTERNAL = 1
+    """A node, a phase dbt spent compiling, a batch: work inside the run."""
+    SERVER = 2
+    """The invocation: a CI/CD pipeline run (OpenTelemetry's ``span.cicd.pipeline.run.server``)."""
     CLIENT = 3
     """A call to the warehouse: a statement, or opening a connection."""
 

@@ -67,6 +67,17 @@ ENVIRONMENT = [
         "(`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is used as is)",
         "`--endpoint`",
     ),
+    (
+        "`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`",
+        "the full traces URL, used as is",
+        "`--traces-endpoint`",
+    ),
+    (
+        "`OTEL_SDK_DISABLED`, `OTEL_TRACES_EXPORTER`",
+        "`true` or `none`: plan and hand the context on, send nothing; `console`: OTLP/JSON on "
+        "stdout; `otlp` (default): send",
+        "",
+    ),
     ("`OTEL_EXPORTER_OTLP_PROTOCOL`", "`grpc`, `http/protobuf` (default) or `http/json`", "`--protocol`"),
     (
         "`OTEL_EXPORTER_OTLP_HEADERS`",
@@ -95,6 +106,9 @@ ENVIRONMENT = [
         "`--traceparent`, `--traceparent-from`",
     ),
     ("`NO_COLOR`", "the waterfall is not coloured, even on a terminal", ""),
+    ("`GITHUB_STEP_SUMMARY`", "`replay` appends a Markdown summary of the run to this file", "`--markdown`"),
+    ("`DBT_OTEL_REPLAY_TRACE_URL`", "a link template with `{trace_id}` (and `{span_id}`)", "`--trace-url`"),
+    ("`DBT_OTEL_REPLAY_DEBUG`", "an internal error shows its Python traceback (exit 70)", ""),
 ]
 ENVIRONMENT_TAIL = "`backfill` joins no upstream context; `resend` reads only the sending variables.\n"
 

@@ -46,6 +46,23 @@ export AIRFLOW_PYTHON="$PWD/.venv-airflow/bin/python"
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"
 
+# The release as it would be published: the sdist, and the wheel built from it, pass `twine check`;
+# the wheel, installed from the lock into a clean venv, replays the fixture run.
+if [[ $# -eq 0 ]]; then
+  echo "== sdist and wheel: build, twine check, install in a clean venv, replay the fixture" >&2
+  dist="$(mktemp -d)"
+  .venv/bin/python -m build --outdir "$dist" . >"$dist/build.log" 2>&1 || { cat "$dist/build.log" >&2; exit 1; }
+  .venv/bin/twine check --strict "$dist"/*.tar.gz "$dist"/*.whl
+  "$PYTHON" -m venv "$dist/venv"
+  pip_into "$dist/venv" -c requirements/constraints.txt pip
+  pip_into "$dist/venv" -c requirements/constraints.txt "$dist"/*.whl
+  (cd "$dist" && venv/bin/dbt-otel-replay "$OLDPWD/fixtures/artifacts/build" --output trace.json \
+    --traceparent-to traceparent --markdown summary.md --quiet)
+  grep -q '"resourceSpans"' "$dist/trace.json"
+  grep -q '^### dbt-otel-replay: dbt build' "$dist/summary.md"
+  rm -rf "$dist"
+fi
+
 # The package supports Python 3.10, whose datetime.fromisoformat rejects dbt's 'Z' timestamps.
 # Where this machine has a 3.10 (system or pyenv), run the tests that need neither dbt nor rotel
 # (the in-process OTLP receiver is enough) under it too, with every runtime dependency at the

@@ -253,3 +253,47 @@ def test_a_skipped_runs_line_names_its_file_once_and_the_manifest_when_at_fault(
         f"{root / 'ancient' / 'run_results.json'}: written by dbt < 0.17 (no metadata), not supported"
     )
     assert lines["good"].startswith("planned")
+
+
+@pytest.mark.parametrize("switch", [{"OTEL_SDK_DISABLED": "true"}, {"OTEL_TRACES_EXPORTER": "none"}])
+def test_a_switched_off_exporter_lists_the_runs_and_sends_nothing(
+    archive: Path, otlp_receiver: OtlpReceiver, tmp_path: Path, switch: dict[str, str]
+) -> None:
+    ledger = tmp_path / "ledger.sqlite"
+    env = {"TRACEPARENT": "", "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.http_base_endpoint, **switch}
+    result = CliRunner().invoke(
+        main, ["backfill", "--recursive", str(archive), "--ledger", str(ledger)], env=env
+    )
+    assert result.exit_code == 1, result.output  # the corrupt run is still reported
+    assert "not sent: the exporter is off" in result.stderr
+    outcomes = [line.split("  ")[0].strip() for line in result.stdout.splitlines()]
+    assert sorted(outcomes) == ["planned"] * len(RUNS) + ["skipped"]
+    assert otlp_receiver.span_count() == 0 and not ledger.exists()
+
+
+def test_the_console_exporter_writes_every_run_to_stdout(archive: Path, otlp_receiver: OtlpReceiver) -> None:
+    env = {"TRACEPARENT": "", "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.http_base_endpoint}
+    result = CliRunner().invoke(
+        main, ["backfill", "--recursive", str(archive)], env={**env, "OTEL_TRACES_EXPORTER": "console"}
+    )
+    spans = [
+        span
+        for line in result.stdout.splitlines()
+        for rs in json.loads(line)["resourceSpans"]
+        for ss in rs["scopeSpans"]
+        for span in ss["spans"]
+    ]
+    assert len(spans) == sum(SPANS.values()) and otlp_receiver.span_count() == 0
+    assert "written" in result.stderr  # the run lines go to stderr when the trace takes stdout
+
+
+def test_resend_with_the_exporter_off_keeps_the_file(tmp_path: Path) -> None:
+    spill = tmp_path / "spill.json"
+    written = CliRunner().invoke(
+        main, [str(FIXTURES / "build"), "-o", str(spill), "--traceparent-to", str(tmp_path / "tp"), "-q"]
+    )
+    assert written.exit_code == 0, written.output
+    before = spill.read_bytes()
+    result = CliRunner().invoke(main, ["resend", str(spill)], env={"OTEL_SDK_DISABLED": "true"})
+    assert result.exit_code == 2
+    assert result.stderr.strip().endswith("the file is kept") and spill.read_bytes() == before

@@ -257,17 +257,30 @@ def options_in(help_text: str) -> set[str]:
 
 
 REPLAY_OPTIONS = {
-    "--manifest", "--endpoint", "--protocol", "--header", "--timeout", "--output", "--dry-run",
+    "--manifest", "--endpoint", "--traces-endpoint", "--protocol", "--header", "--timeout", "--output",
+    "--dry-run",
     "--service-name", "--traceparent", "--traceparent-from", "--traceparent-to", "--include-sql",
     "--sql-max-chars", "--spill", "--format", "--html", "--waterfall", "--nesting", "--dbt-log",
-    "--no-dbt-log", "--quiet", "--help",
+    "--markdown", "--trace-url",
+    "--no-dbt-log", "--no-dbt-env", "--quiet", "--help", "--phases", "--select", "--min-duration",
 }  # fmt: skip
 BACKFILL_OPTIONS = {
-    "--recursive", "--ledger", "--force", "--endpoint", "--protocol", "--header", "--timeout", "--output",
+    "--recursive", "--ledger", "--force", "--endpoint", "--traces-endpoint", "--protocol", "--header",
+    "--timeout", "--output",
     "--dry-run", "--service-name", "--include-sql", "--sql-max-chars", "--spill", "--format", "--nesting",
-    "--dbt-log", "--no-dbt-log", "--quiet", "--help",
+    "--trace-url",
+    "--dbt-log", "--no-dbt-log", "--no-dbt-env", "--quiet", "--help", "--phases", "--select",
+    "--min-duration",
 }  # fmt: skip
-RESEND_OPTIONS = {"--endpoint", "--protocol", "--header", "--timeout", "--quiet", "--help"}
+RESEND_OPTIONS = {
+    "--endpoint",
+    "--traces-endpoint",
+    "--protocol",
+    "--header",
+    "--timeout",
+    "--quiet",
+    "--help",
+}
 
 
 @pytest.mark.parametrize(

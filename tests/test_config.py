@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from dbt_otel_replay.errors import ConfigError
-from dbt_otel_replay.export.config import ExportConfig, Protocol, parse_header, resolve_export_config
+from dbt_otel_replay.export.config import (
+    ExportConfig,
+    Exporter,
+    Protocol,
+    parse_header,
+    resolve_export_config,
+    resolve_exporter,
+)
+from dbt_otel_replay.export.transport import retry_after_seconds
 from dbt_otel_replay.replay import resource_attributes
 
 
@@ -27,7 +36,38 @@ def test_generic_endpoint_gets_the_traces_path_and_the_specific_one_is_used_as_i
     assert (
         resolve_export_config(endpoint="http://flag:9999", environ=env).endpoint
         == "http://flag:9999/v1/traces"
-    )
+    ), "a flag wins over both variables"
+
+
+@pytest.mark.parametrize(
+    ("base", "url"),
+    [  # the OTLP Exporter specification's examples, and Grafana Cloud's gateway
+        ("http://collector:4318", "http://collector:4318/v1/traces"),
+        ("http://collector:4318/", "http://collector:4318/v1/traces"),
+        ("https://collector:4318/mycollector/", "https://collector:4318/mycollector/v1/traces"),
+        (
+            "https://otlp-gateway-prod-eu-west-2.grafana.net/otlp",
+            "https://otlp-gateway-prod-eu-west-2.grafana.net/otlp/v1/traces",
+        ),
+        ("https://collector/otlp?tenant=a", "https://collector/otlp/v1/traces?tenant=a"),
+    ],
+)
+def test_endpoint_means_exactly_what_the_base_variable_means(base: str, url: str) -> None:
+    """Issue #13: a base URL with a path, passed to --endpoint, went to the wrong path (a 404)."""
+    assert resolve_export_config(endpoint=base, environ={}).endpoint == url
+    assert resolve_export_config(environ={"OTEL_EXPORTER_OTLP_ENDPOINT": base}).endpoint == url
+
+
+def test_traces_endpoint_is_used_as_is_and_wins_over_endpoint() -> None:
+    env = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://env:4318/env-path"}
+    full = "https://collector/otlp/v1/traces"
+    assert resolve_export_config(traces_endpoint=full, environ={}).endpoint == full
+    assert resolve_export_config(traces_endpoint=full, endpoint="http://base", environ=env).endpoint == full
+    assert resolve_export_config(traces_endpoint="http://c:4318", environ={}).endpoint == "http://c:4318"
+    grpc = resolve_export_config(traces_endpoint="http://c:4317/", protocol="grpc", environ={})
+    assert grpc.endpoint == "http://c:4317"
+    with pytest.raises(ConfigError, match=r"^--traces-endpoint: endpoint 'c:4318/x' needs a scheme"):
+        resolve_export_config(traces_endpoint="c:4318/x", environ={})
 
 
 def test_precedence_flag_then_signal_specific_then_generic() -> None:
@@ -92,8 +132,22 @@ def test_service_name_precedence() -> None:
         resource_attributes("from-flag", environ={**env, "OTEL_SERVICE_NAME": "x"})["service.name"]
         == "from-flag"
     )
-    with pytest.raises(ConfigError):
-        resource_attributes(environ={"OTEL_RESOURCE_ATTRIBUTES": "broken"})
+
+
+def test_a_malformed_resource_attributes_variable_is_discarded_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The Resource SDK specification: on error the entire value SHOULD be discarded (issue #13)."""
+    env = {"OTEL_RESOURCE_ATTRIBUTES": "team=data,broken,service.name=attrs", "OTEL_SERVICE_NAME": ""}
+    assert resource_attributes(environ=env) == {"service.name": "dbt"}, "none of it is kept"
+    (record,) = caplog.records
+    assert record.levelname == "WARNING"
+    assert record.getMessage().startswith(
+        "OTEL_RESOURCE_ATTRIBUTES: 'broken' is not key=value, so the whole variable is ignored"
+    )
+    caplog.clear()
+    assert resource_attributes("svc", environ={"OTEL_RESOURCE_ATTRIBUTES": "=x"}) == {"service.name": "svc"}
+    assert len(caplog.records) == 1
 
 
 def test_header_flag_splits_at_its_first_separator() -> None:
@@ -116,7 +170,7 @@ def test_header_flag_splits_at_its_first_separator() -> None:
     ],
 )
 def test_the_displayed_endpoint_has_no_query_and_no_credentials(endpoint: str, shown: str) -> None:
-    assert resolve_export_config(endpoint=endpoint, environ={}).display_endpoint == shown
+    assert resolve_export_config(traces_endpoint=endpoint, environ={}).display_endpoint == shown
 
 
 def test_a_grpc_target_without_a_scheme_is_displayed_without_credentials() -> None:
@@ -289,3 +343,84 @@ def test_redact_replaces_every_configured_secret_in_every_written_form() -> None
 def test_an_endpoint_that_is_no_url_is_a_usage_error(endpoint: str, protocol: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=f"is not a URL: {problem}"):
         resolve_export_config(endpoint=endpoint, protocol=protocol, environ={})
+
+
+@pytest.mark.parametrize(
+    ("env", "exporter"),
+    [
+        ({}, Exporter.OTLP),
+        ({"OTEL_SDK_DISABLED": "true"}, Exporter.NONE),
+        ({"OTEL_SDK_DISABLED": "TRUE", "OTEL_TRACES_EXPORTER": "otlp"}, Exporter.NONE),
+        ({"OTEL_SDK_DISABLED": "false"}, Exporter.OTLP),
+        ({"OTEL_TRACES_EXPORTER": "none"}, Exporter.NONE),
+        ({"OTEL_TRACES_EXPORTER": " Console "}, Exporter.CONSOLE),
+        ({"OTEL_TRACES_EXPORTER": "otlp,console"}, Exporter.CONSOLE),
+        ({"OTEL_TRACES_EXPORTER": "console,none"}, Exporter.NONE),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, Exporter.OTLP),
+        ({"OTEL_TRACES_EXPORTER": ""}, Exporter.OTLP),
+    ],
+)
+def test_the_specifications_off_switches(env: dict[str, str], exporter: Exporter) -> None:
+    assert resolve_exporter(env) is exporter
+    assert resolve_export_config(environ=env).exporter is exporter
+
+
+@pytest.mark.parametrize(
+    ("env", "warning"),
+    [
+        ({"OTEL_SDK_DISABLED": "yes"}, "OTEL_SDK_DISABLED: 'yes' is neither true nor false; read as false"),
+        ({"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER: 'zipkin' is not supported"),
+    ],
+)
+def test_unknown_switch_values_are_warned_about_and_ignored(
+    env: dict[str, str], warning: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert resolve_exporter(env) is Exporter.OTLP
+    assert caplog.records[0].getMessage().startswith(warning)
+
+
+def test_a_switched_off_exporter_reads_no_other_setting() -> None:
+    broken = {"OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon", "OTEL_EXPORTER_OTLP_HEADERS": "novalue"}
+    with pytest.raises(ConfigError):
+        resolve_export_config(environ=broken)
+    assert resolve_export_config(environ={**broken, "OTEL_SDK_DISABLED": "true"}).exporter is Exporter.NONE
+    assert resolve_export_config(environ={**broken, "OTEL_TRACES_EXPORTER": "console"}).headers == ()
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+@pytest.mark.parametrize(
+    ("variable", "named"),
+    [
+        (
+            "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            "OTEL_EXPORTER_OTLP_CLIENT_KEY is set but OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE is not",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE is set but OTEL_EXPORTER_OTLP_CLIENT_KEY is not",
+        ),
+    ],
+)
+def test_half_a_client_identity_is_refused(protocol: str, variable: str, named: str) -> None:
+    """Over HTTP a client key without its certificate was silently ignored (issue #13)."""
+    with pytest.raises(ConfigError, match=f"^{named}: mutual TLS needs both"):
+        resolve_export_config(protocol=protocol, environ={variable: "/etc/client.pem"})
+    both = {"OTEL_EXPORTER_OTLP_CLIENT_KEY": "k.pem", "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": "c.pem"}
+    assert resolve_export_config(protocol=protocol, environ=both).client_key == Path("k.pem")
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("3", 3.0),
+        (" 0.5 ", 0.5),
+        ("-4", 0.0),
+        ("Thu, 01 Jan 2026 00:00:30 GMT", 30.0),
+        ("Wed, 31 Dec 2025 23:59:00 GMT", 0.0),  # a date in the past: retry now
+        ("soon", None),
+        ("", None),
+    ],
+)
+def test_retry_after_is_seconds_or_an_http_date(value: str, seconds: float | None) -> None:
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
+    assert retry_after_seconds(value, now) == seconds

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dbt_otel_replay import attributes as attr
 from dbt_otel_replay.artifacts import load_artifacts
 from dbt_otel_replay.plan import PlanOptions, plan_trace
 from dbt_otel_replay.replay import ReplayOptions, prepare
@@ -36,14 +37,35 @@ def documented() -> set[tuple[str, str]]:
 
 
 def _every_field(run_results: Path) -> None:
-    """Give a fixture run the fields a plain dbt build leaves empty: vars, a target, a microbatch
-    model, a warehouse's query and job ids, so that every documented attribute has a source."""
+    """Give a fixture run the fields a plain dbt build leaves empty: vars, a target and the other
+    arguments, DBT_ENV_CUSTOM_ENV_ variables, a microbatch model, a warehouse's query and job ids and
+    costs, a node's owner and group, so that every documented attribute has a source."""
     document: dict[str, Any] = json.loads(run_results.read_text())
-    document["args"].update({"vars": {"day": "2024-05-01"}, "target": "prod"})
+    document["args"].update(
+        {
+            "vars": {"day": "2024-05-01"},
+            "target": "prod",
+            "select": ["tag:nightly"],
+            "exclude": ["tag:slow"],
+            "selector": "nightly",
+            "full_refresh": True,
+            "threads": 4,
+            "state": "prod-artifacts",
+            "defer": True,
+        }
+    )
+    document["metadata"]["env"] = {"JOB_ID": "4711"}
     first = document["results"][0]
     first["batch_results"] = {"successful": [["2024-01-01", "2024-01-02"]], "failed": [["a", "b"]]}
-    first["adapter_response"].update({"query_id": "q1", "job_id": "j1", "bytes_processed": 10})
+    first["adapter_response"].update(
+        {"query_id": "q1", "job_id": "j1", "bytes_processed": 10, "bytes_billed": 20, "slot_ms": 30}
+    )
     run_results.write_text(json.dumps(document))
+    manifest_path = run_results.with_name("manifest.json")
+    manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+    for node in [n for n in manifest["nodes"].values() if n.get("resource_type") == "model"][:1]:
+        node.update({"meta": {"owner": "data-platform"}, "group": "finance"})
+    manifest_path.write_text(json.dumps(manifest))
 
 
 def emitted(tmp_path: Path) -> set[tuple[str, str]]:
@@ -55,10 +77,13 @@ def emitted(tmp_path: Path) -> set[tuple[str, str]]:
         _every_field(target / "run_results.json")
         plan = plan_trace(load_artifacts(target, include_sql=True), PlanOptions(include_sql=True))
         for span in plan.spans:
-            keys |= {(span.role.value, key) for key in span.attributes}
+            keys |= {(span.role.value, _templated(key)) for key in span.attributes}
             keys |= {("event", key) for event in span.events for key in event.attributes}
             keys |= {("link", key) for link in span.links for key in link.attributes}
         assert plan.spans[0].role is SpanRole.INVOCATION
+        # what the invocation says when --phases, --select or --min-duration dropped spans
+        shaped = plan_trace(load_artifacts(target), PlanOptions(phases="none", min_duration=0.1))
+        keys |= {("invocation", _templated(key)) for key in shaped.invocation.attributes}
     # the spans dbt's log adds inside the nodes: every scenario of fixtures/logs, SQL included, and
     # one whose log also has what a PostgreSQL run never writes (a query id, an early connection)
     targets = [*sorted(LOG_FIXTURES.glob("*/target")), _warehouse_lines(tmp_path / "warehouse")]
@@ -66,8 +91,13 @@ def emitted(tmp_path: Path) -> set[tuple[str, str]]:
         options = ReplayOptions(dry_run=True, plan=PlanOptions(include_sql=True))
         plan = prepare(target, options).plan
         for span in plan.spans:
-            keys |= {(span.role.value, key) for key in span.attributes}
+            keys |= {(span.role.value, _templated(key)) for key in span.attributes}
     return keys
+
+
+def _templated(key: str) -> str:
+    """A key as the table names it: ``dbt.env.JOB_ID`` is one of ``dbt.env.<name>``."""
+    return attr.ENV_PREFIX + "<name>" if key.startswith(attr.ENV_PREFIX) else key
 
 
 def _warehouse_lines(directory: Path) -> Path:
@@ -95,7 +125,8 @@ def test_the_attribute_table_lists_exactly_what_the_planner_emits(tmp_path: Path
     table = documented()
     spans = {row for row in table if row[0] != "resource"}
     assert spans == emitted(tmp_path)
-    assert {key for kind, key in table if kind == "resource"} == {"service.name"}
+    # the resource: service.name, and what cicontext reads from the CI (tests/test_cicontext.py)
+    assert {key for kind, key in table if kind == "resource"} == {"service.name", *attr.CI_RESOURCE_KEYS}
 
 
 README_LIMIT_BYTES = 12 * 1024

@@ -20,7 +20,7 @@ from dbt_otel_replay.export.requests import MAX_REQUEST_BYTES, MAX_SPANS_PER_REQ
 from dbt_otel_replay.plan import Plan, PlanOptions, StatusCode, TraceContext, plan_trace
 from dbt_otel_replay.spans import AttributeValue, PlannedEvent, PlannedLink, PlannedSpan, SpanRole
 from tests.support.contract import from_otlp_json_lines, from_proto
-from tests.support.proto_oracle import key_values, oracle_span
+from tests.support.proto_oracle import key_values, oracle_request, oracle_span
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures" / "artifacts"
@@ -52,6 +52,11 @@ def test_the_wire_format_is_what_protobuf_writes(target: Path) -> None:
             assert span.SerializeToString() == expected.SerializeToString()
         resource = to_message(requests[0]).resource_spans[0].resource
         assert list(resource.attributes) == key_values(RESOURCE)
+        # and each whole request: the resource, the scope and both schema URLs, byte for byte
+        first = 0
+        for request in requests:
+            assert request.payload == oracle_request(plan, RESOURCE, first, request.spans).SerializeToString()
+            first += request.spans
 
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)))  # lone surrogates: see the test below
@@ -132,6 +137,8 @@ def test_any_planned_span_encodes_as_protobuf_would(plan: Plan) -> None:
     decoded = [span for request in encode_requests(plan, RESOURCE) for span in spans_of(request)]
     # compare the bytes that go on the wire (a NaN attribute is not equal to itself as a message)
     assert [s.SerializeToString() for s in decoded] == [s.SerializeToString() for s in expected]
+    (request,) = encode_requests(plan, RESOURCE)
+    assert request.payload == oracle_request(plan, RESOURCE, 0, len(plan.spans)).SerializeToString()
 
 
 @settings(max_examples=300, deadline=None, database=None)
@@ -171,6 +178,7 @@ def test_every_span_once_in_plan_order() -> None:
     assert {kv.key: kv.value.string_value for kv in resource_spans.resource.attributes} == RESOURCE
     (scope_spans,) = resource_spans.scope_spans
     assert scope_spans.scope.name == "dbt-otel-replay"
+    assert scope_spans.schema_url == resource_spans.schema_url == "https://opentelemetry.io/schemas/1.44.0"
     assert [s.span_id.hex() for s in scope_spans.spans] == [s.span_id for s in plan.spans]
     assert request.spans == len(plan.spans)
 

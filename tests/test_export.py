@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import http.server
 import re
 import threading
 import time
 from collections.abc import Iterator
+from concurrent import futures
+from email.utils import formatdate
 from pathlib import Path
+from typing import ClassVar
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 
+from dbt_otel_replay import __version__
 from dbt_otel_replay.artifacts import load_artifacts
 from dbt_otel_replay.export.config import resolve_export_config
 from dbt_otel_replay.export.deliver import deliver
@@ -85,10 +91,31 @@ def test_transient_failures_are_retried(otlp_receiver: OtlpReceiver, protocol: s
         endpoint=endpoint_for(otlp_receiver, protocol), protocol=protocol, environ={}
     )
     waits: list[float] = []
-    delivery = deliver(encode_requests(PLAN, {"service.name": "dbt"}), config, sleep=waits.append)
+    delivery = deliver(
+        encode_requests(PLAN, {"service.name": "dbt"}), config, sleep=waits.append, jitter=lambda: 0.5
+    )
     assert delivery.complete and delivery.accepted == TOTAL
-    assert waits == [0.5, 1.0]  # exponential backoff
+    assert waits == [0.5, 1.0]  # exponential backoff (a jitter of 0.5 is the middle of its range)
     assert len(otlp_receiver.attempts) == 3 and otlp_receiver.span_count() == TOTAL
+
+
+def test_backoff_has_jitter(otlp_receiver: OtlpReceiver) -> None:
+    """The OTLP Exporter specification: "exponential back-off with jitter" (issue #13)."""
+    config = resolve_export_config(endpoint=otlp_receiver.http_base_endpoint, environ={})
+    nominal = [0.5, 1.0, 2.0, 4.0]
+    for jitter, factor in ((lambda: 0.0, 0.8), (lambda: 0.999999, 1.2)):
+        otlp_receiver.fail_next(4, http_status=503)
+        waits: list[float] = []
+        deliver(encode_requests(PLAN, {"service.name": "dbt"}), config, sleep=waits.append, jitter=jitter)
+        assert waits == pytest.approx([n * factor for n in nominal])
+    seen: list[list[float]] = []
+    for _ in range(2):  # the real random source: within +-20 %, and never the bare schedule
+        otlp_receiver.fail_next(4, http_status=503)
+        waits = []
+        assert deliver(encode_requests(PLAN, {"service.name": "dbt"}), config, sleep=waits.append).complete
+        assert all(0.8 * n <= w <= 1.2 * n for w, n in zip(waits, nominal, strict=True)), waits
+        seen.append(waits)
+    assert seen[0] != nominal and seen[0] != seen[1], "two runs do not retry in lockstep"
 
 
 def test_retry_after_is_honoured(otlp_receiver: OtlpReceiver) -> None:
@@ -124,12 +151,107 @@ def test_giving_up_at_the_deadline(otlp_receiver: OtlpReceiver) -> None:
     config = resolve_export_config(
         endpoint=otlp_receiver.grpc_endpoint, protocol="grpc", timeout=1.0, environ={}
     )
+    started = time.monotonic()
     delivery = deliver(encode_requests(PLAN, {"service.name": "dbt"}), config)
+    elapsed = time.monotonic() - started
     assert not delivery.complete and delivery.accepted == 0
-    assert re.search(
-        r"UNAVAILABLE: injected failure \(gave up after \d+ attempts in 1 s", delivery.problems[0]
+    found = re.search(
+        r"UNAVAILABLE: injected failure \(gave up after (\d+) attempts in (\d+(?:\.\d)?) s; see --timeout\)",
+        delivery.problems[0],
     )
+    assert found, delivery.problems[0]
+    # the time really spent (issue #13: "in 10 s" was printed after 7.5 s): the next wait would pass
+    # the deadline, so it is given up before it
+    assert float(found.group(2)) == pytest.approx(elapsed, abs=0.15) and elapsed < 1.0
+    assert int(found.group(1)) == len(otlp_receiver.attempts) >= 2
     assert otlp_receiver.span_count() == 0
+
+
+def test_a_retry_delay_past_the_deadline_is_given_up_at_once(otlp_receiver: OtlpReceiver) -> None:
+    otlp_receiver.fail_next(1, http_status=429, retry_after=30)
+    config = resolve_export_config(endpoint=otlp_receiver.http_base_endpoint, timeout=2.0, environ={})
+    waits: list[float] = []
+    delivery = deliver(encode_requests(PLAN, {"service.name": "dbt"}), config, sleep=waits.append)
+    assert waits == [] and len(otlp_receiver.attempts) == 1
+    assert re.search(
+        r"HTTP 429 \(gave up after 1 attempt in \d+(?:\.\d)? s, the collector asking to wait 30 s more; "
+        r"see --timeout\)$",
+        delivery.problems[0],
+    ), delivery.problems[0]
+
+
+class _RetryAfterDate(http.server.BaseHTTPRequestHandler):
+    """Answers the first POST 429 with Retry-After as an HTTP date, later ones 200; keeps the headers."""
+
+    protocol_version = "HTTP/1.1"
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).seen.append({k.lower(): v for k, v in self.headers.items()})
+        first = len(type(self).seen) == 1
+        self.send_response(429 if first else 200)
+        if first:
+            self.send_header("Retry-After", formatdate(time.time() + 3, usegmt=True))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+def test_retry_after_as_an_http_date_is_honoured() -> None:
+    _RetryAfterDate.seen = []
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RetryAfterDate) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            config = resolve_export_config(endpoint=f"http://127.0.0.1:{server.server_port}", environ={})
+            waits: list[float] = []
+            assert deliver(
+                encode_requests(PLAN, {"service.name": "dbt"}), config, sleep=waits.append
+            ).complete
+        finally:
+            server.shutdown()
+    (wait,) = waits
+    assert 1.5 < wait <= 3.0, "the date's seconds from now (it has whole seconds), no backoff of our own"
+    assert [h["user-agent"] for h in _RetryAfterDate.seen] == [f"dbt-otel-replay/{__version__}"] * 2
+
+
+def _retry_info_server(delay: float) -> tuple[grpc.Server, int, list[dict[str, str]]]:
+    """A gRPC server whose first Export fails RESOURCE_EXHAUSTED with RetryInfo in the status details."""
+    calls: list[dict[str, str]] = []
+
+    def export(request: bytes, context: grpc.ServicerContext) -> bytes:
+        calls.append({k: v for k, v in context.invocation_metadata() if isinstance(v, str)})
+        if len(calls) == 1:
+            info = error_details_pb2.RetryInfo()
+            info.retry_delay.FromNanoseconds(int(delay * 1e9))
+            status = status_pb2.Status(code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], message="slow down")
+            status.details.add().Pack(info)
+            context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "slow down")
+        return b""
+
+    handler = grpc.method_handlers_generic_handler(
+        "opentelemetry.proto.collector.trace.v1.TraceService",
+        {"Export": grpc.unary_unary_rpc_method_handler(export)},
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[handler])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port, calls
+
+
+def test_grpc_retry_info_is_honoured_and_the_user_agent_names_the_tool() -> None:
+    server, port, calls = _retry_info_server(1.25)
+    try:
+        config = resolve_export_config(endpoint=f"http://127.0.0.1:{port}", protocol="grpc", environ={})
+        waits: list[float] = []
+        assert deliver(encode_requests(PLAN, {"service.name": "dbt"}), config, sleep=waits.append).complete
+    finally:
+        server.stop(None)
+    assert waits == [1.25], "the collector's RetryInfo delay, not our backoff (0.5 s)"
+    assert all(c["user-agent"].startswith(f"dbt-otel-replay/{__version__} grpc-python/") for c in calls)
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
@@ -273,7 +395,7 @@ def test_a_warning_only_partial_success_is_logged_redacted(
 def test_an_http_library_error_quoting_the_url_shows_no_query_and_no_password() -> None:
     # requests quotes the whole URL when it has no adapter for the scheme
     config = resolve_export_config(
-        endpoint="ftp://apiuser:passw0rd@127.0.0.1:1/v1/traces?api_key=qu3rySEKRIT", environ={}
+        traces_endpoint="ftp://apiuser:passw0rd@127.0.0.1:1/v1/traces?api_key=qu3rySEKRIT", environ={}
     )
     delivery = deliver(encode_requests(PLAN, {"service.name": "dbt"}), config)
     (problem,) = delivery.problems

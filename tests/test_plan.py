@@ -12,7 +12,7 @@ import pytest
 
 from dbt_otel_replay.artifacts import Artifacts, load_artifacts
 from dbt_otel_replay.plan import Plan, PlanOptions, StatusCode, TraceContext, plan_trace
-from dbt_otel_replay.spans import SQL_TRUNCATION_MARK, PlannedSpan, SpanRole
+from dbt_otel_replay.spans import SQL_TRUNCATION_MARK, PlannedSpan, SpanKind, SpanRole
 from tests.support.contract import nanos
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts"
@@ -51,7 +51,13 @@ def test_invocation_span(build: Artifacts, plan: Plan) -> None:
     assert root.name == "dbt build"
     assert root.start_time_unix_nano == build.run_results.metadata.invocation_started_at
     assert root.end_time_unix_nano == build.run_results.metadata.generated_at
-    assert root.status is StatusCode.ERROR and root.status_message == "1 error, 1 fail"
+    assert root.status is StatusCode.ERROR
+    # the counts, then the failing nodes in run_results order
+    assert root.status_message == (
+        f"1 error, 1 fail: test.{PROJECT}.not_null_orders_amount.106140f9fd, model.{PROJECT}.customer_ltv"
+    )
+    assert root.kind is SpanKind.SERVER
+    assert root.attributes["error.type"] == "fail"  # its first failed result's status
     assert root.attributes["dbt.command"] == "build"
     assert root.attributes["dbt.project_name"] == PROJECT
     assert root.attributes["dbt.adapter"] == "postgres"
@@ -128,7 +134,11 @@ def test_phases_are_children_with_their_own_times(build: Artifacts, plan: Plan) 
         assert [(p.name, p.start_time_unix_nano, p.end_time_unix_nano) for p in phases] == [
             (t.name, t.started_at, t.completed_at) for t in result.timing
         ]
-        assert all(p.attributes == {"dbt.phase": p.name} for p in phases)
+        assert all(p.attributes["dbt.phase"] == p.name for p in phases)
+        assert all(
+            set(p.attributes) <= {"dbt.phase", "db.system.name", "db.namespace", "db.collection.name"}
+            for p in phases
+        )
 
 
 def test_span_ids_are_deterministic_and_unique(build: Artifacts, plan: Plan) -> None:
@@ -153,9 +163,13 @@ def test_node_attributes(plan: Plan) -> None:
     assert attributes["dbt.adapter_response.code"] == "SELECT"
     assert isinstance(attributes["dbt.adapter_response.rows_affected"], int)
     assert attributes["db.system.name"] == "postgresql"
-    assert attributes["db.namespace"] == "dbt_replay.replay"
+    assert attributes["db.namespace"] == "dbt_replay|replay"  # semconv v1.44: {database}|{schema}
     assert attributes["db.collection.name"] == "orders"
     assert "db.query.text" not in attributes
+    assert attributes["dbt.node.access"] == "protected"
+    assert attributes["dbt.node.contract.enforced"] is False
+    assert "dbt.node.owner" not in attributes and "dbt.node.group" not in attributes  # none recorded
+    assert model.kind is SpanKind.INTERNAL
 
 
 def test_rows_affected_of_minus_one_is_left_out(plan: Plan) -> None:
@@ -229,3 +243,158 @@ def test_cicd_semantic_conventions(build: Artifacts, plan: Plan) -> None:
         "cicd.pipeline.task.type"
         not in node(plan, f"operation.{PROJECT}.{PROJECT}-on-run-start-0").attributes
     )
+
+
+def _edited(
+    tmp_path: Path, run: dict[str, object] | None = None, manifest: dict[str, object] | None = None
+) -> Artifacts:
+    """The fixture build with run_results.json and manifest.json changed as given (top-level merge)."""
+    for name, changes in (("run_results.json", run), ("manifest.json", manifest)):
+        document = json.loads((FIXTURES / "build" / name).read_text())
+        for key, value in (changes or {}).items():
+            if isinstance(value, dict) and isinstance(document.get(key), dict):
+                document[key].update(value)
+            else:
+                document[key] = value
+        (tmp_path / name).write_text(json.dumps(document))
+    return load_artifacts(tmp_path)
+
+
+def test_span_kinds_and_the_execute_phase_as_a_database_call(plan: Plan) -> None:
+    orders = node(plan, f"model.{PROJECT}.orders")
+    phases = {
+        s.name: s for s in plan.spans if s.parent_span_id == orders.span_id and s.role is SpanRole.PHASE
+    }
+    assert phases["compile"].kind is SpanKind.INTERNAL and dict(phases["compile"].attributes) == {
+        "dbt.phase": "compile"
+    }
+    execute = phases["execute"]
+    assert execute.kind is SpanKind.CLIENT
+    assert dict(execute.attributes) == {
+        "dbt.phase": "execute",
+        "db.system.name": "postgresql",
+        "db.namespace": "dbt_replay|replay",
+        "db.collection.name": "orders",
+    }
+    # a test has no relation: its execute phase is still a call to the warehouse, named by the system
+    test = next(s for s in plan.nodes if s.attributes.get("dbt.node.resource_type") == "test")
+    (test_execute,) = [s for s in plan.spans if s.parent_span_id == test.span_id and s.name == "execute"]
+    assert test_execute.kind is SpanKind.CLIENT and "db.namespace" not in test_execute.attributes
+    assert {s.kind for s in plan.nodes} == {SpanKind.INTERNAL}
+
+
+def test_every_failed_span_has_an_error_type(plan: Plan) -> None:
+    failed = [s for s in plan.spans if s.status is StatusCode.ERROR]
+    assert len(failed) == 3 and all("error.type" in s.attributes for s in failed)
+    # dbt's message names the exception: "Database Error in model customer_ltv (...)"
+    assert node(plan, f"model.{PROJECT}.customer_ltv").attributes["error.type"] == "DbtDatabaseError"
+    assert node(plan, f"test.{PROJECT}.not_null_orders_amount.106140f9fd").attributes["error.type"] == "fail"
+    assert not any("error.type" in s.attributes for s in plan.spans if s.status is not StatusCode.ERROR)
+
+
+def test_the_root_names_a_few_failing_nodes_and_counts_the_rest(tmp_path: Path) -> None:
+    document = json.loads((FIXTURES / "build" / "run_results.json").read_text())
+    for result in document["results"]:
+        if result["status"] == "success":
+            result["status"] = "error"
+    failed = [r["unique_id"] for r in document["results"] if r["status"] in ("error", "fail")]
+    artifacts = _edited(tmp_path, run={"results": document["results"]})
+    message = plan_trace(artifacts).invocation.status_message
+    assert message.endswith(f": {', '.join(failed[:3])} and {len(failed) - 3} more")
+    assert message.startswith(f"{len(failed) - 1} error, 1 fail: ")
+
+
+@pytest.mark.parametrize(
+    ("which", "name"),
+    [
+        ("generate", "dbt docs generate"),
+        ("serve", "dbt docs serve"),
+        ("freshness", "dbt source freshness"),
+        ("source-freshness", "dbt source freshness"),
+        ("run-operation", "dbt run-operation"),
+        ("build", "dbt build"),
+    ],
+)
+def test_the_root_is_named_by_the_command_people_typed(tmp_path: Path, which: str, name: str) -> None:
+    artifacts = _edited(tmp_path, run={"args": {"which": which}})
+    root = plan_trace(artifacts).invocation
+    assert root.name == name
+    assert root.attributes["dbt.command"] == which  # args.which, verbatim
+
+
+def test_invocation_arguments_and_environment(tmp_path: Path) -> None:
+    arguments = {
+        "select": ["tag:nightly", "orders+"],
+        "exclude": "tag:slow",
+        "selector": "nightly",
+        "full_refresh": True,
+        "threads": 8,
+        "target": "prod",
+        "state": "prod-artifacts",
+        "defer": False,
+        "vars": {"api_key": "s3cret"},
+    }
+    env = {"JOB_ID": "4711", "TEAM": "data"}
+    artifacts = _edited(tmp_path, run={"args": arguments, "metadata": {"env": env}})
+    root = plan_trace(artifacts).invocation.attributes
+    assert root["deployment.environment.name"] == "prod"
+    assert {k: v for k, v in root.items() if k.startswith("dbt.args.")} == {
+        "dbt.args.select": ("tag:nightly", "orders+"),
+        "dbt.args.exclude": ("tag:slow",),
+        "dbt.args.selector": "nightly",
+        "dbt.args.full_refresh": True,
+        "dbt.args.threads": 8,
+        "dbt.args.target": "prod",
+        "dbt.args.state": "prod-artifacts",
+        "dbt.args.defer": False,
+    }
+    assert root["dbt.env.JOB_ID"] == "4711" and root["dbt.env.TEAM"] == "data"
+    assert not any("s3cret" in str(v) for v in root.values())
+    off = plan_trace(artifacts, PlanOptions(dbt_env=False)).invocation.attributes
+    assert not any(k.startswith("dbt.env.") for k in off)
+
+
+def test_owner_group_and_contract_from_the_manifest(tmp_path: Path) -> None:
+    manifest = json.loads((FIXTURES / "build" / "manifest.json").read_text())
+    orders, ltv = (
+        manifest["nodes"][f"model.{PROJECT}.orders"],
+        manifest["nodes"][f"model.{PROJECT}.customer_ltv"],
+    )
+    orders["meta"] = {"owner": "finance-team"}
+    orders["group"], orders["access"] = "finance", "public"
+    orders["config"]["contract"]["enforced"] = True
+    ltv["config"]["meta"] = {"owner": "growth"}  # config.meta when the node's meta has none
+    artifacts = _edited(tmp_path, manifest={"nodes": manifest["nodes"]})
+    plan = plan_trace(artifacts)
+    attributes = node(plan, f"model.{PROJECT}.orders").attributes
+    assert attributes["dbt.node.owner"] == "finance-team"
+    assert attributes["dbt.node.group"] == "finance"
+    assert attributes["dbt.node.access"] == "public"
+    assert attributes["dbt.node.contract.enforced"] is True
+    assert node(plan, f"model.{PROJECT}.customer_ltv").attributes["dbt.node.owner"] == "growth"
+
+
+def test_warehouse_cost_fields(tmp_path: Path) -> None:
+    document = json.loads((FIXTURES / "build" / "run_results.json").read_text())
+    first = document["results"][0]
+    first["adapter_response"] = {"bytes_billed": 10485760, "slot_ms": "5120", "query_id": "01b2-q"}
+    plan = plan_trace(_edited(tmp_path, run={"results": document["results"]}))
+    attributes = node(plan, first["unique_id"]).attributes
+    assert attributes["dbt.adapter_response.bytes_billed"] == 10485760
+    assert attributes["dbt.adapter_response.slot_ms"] == 5120
+    assert attributes["dbt.adapter_response.query_id"] == "01b2-q"
+
+
+@pytest.mark.parametrize(
+    ("adapter", "namespace"),
+    [
+        ("postgres", "dbt_replay|replay"),
+        ("snowflake", "dbt_replay|replay"),
+        ("mysql", "replay"),
+        ("sqlserver", "dbt_replay"),
+        ("oracle", "dbt_replay"),
+    ],
+)
+def test_db_namespace_follows_each_systems_convention(tmp_path: Path, adapter: str, namespace: str) -> None:
+    artifacts = _edited(tmp_path, manifest={"metadata": {"adapter_type": adapter}})
+    assert node(plan_trace(artifacts), f"model.{PROJECT}.orders").attributes["db.namespace"] == namespace

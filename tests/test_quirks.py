@@ -189,7 +189,7 @@ def test_an_interrupted_run_replays_what_finished(tmp_path: Path) -> None:
     assert len(spans) == 10
 
 
-def test_no_environment_values_vars_or_sql_leave_the_machine(tmp_path: Path) -> None:
+def test_no_vars_or_sql_leave_the_machine_and_dbt_env_only_as_asked(tmp_path: Path) -> None:
     def secrets(d: Document) -> None:
         d["metadata"]["env"] = {"DBT_ENV_CUSTOM_ENV_TOKEN": "env-s3cret"}
         d["args"]["vars"] = {"password": "vars-s3cret"}
@@ -199,10 +199,19 @@ def test_no_environment_values_vars_or_sql_leave_the_machine(tmp_path: Path) -> 
     target = variant(tmp_path, secrets)
     replay_and_check(target)
     written = (target / "trace.jsonl").read_text()
-    assert "s3cret" not in written
+    # metadata.env holds only what dbt users set to tag runs (DBT_ENV_CUSTOM_ENV_*; dbt never records
+    # DBT_ENV_SECRET_*): exported by default as dbt.env.<name>, left out with --no-dbt-env
+    assert "vars-s3cret" not in written and "sql-s3cret" not in written
+    assert '"dbt.env.DBT_ENV_CUSTOM_ENV_TOKEN"' in written or '"dbt.env.TOKEN"' in written
     os.remove(target / "trace.jsonl")
+    kept_out = CliRunner().invoke(
+        main, [str(target), "-o", str(target / "k.json"), "--no-dbt-env"], env={"TRACEPARENT": ""}
+    )
+    assert kept_out.exit_code == 0 and "s3cret" not in (target / "k.json").read_text()
     result = CliRunner().invoke(
-        main, [str(target), "-o", str(target / "t.json"), "--include-sql"], env={"TRACEPARENT": ""}
+        main,
+        [str(target), "-o", str(target / "t.json"), "--include-sql", "--no-dbt-env"],
+        env={"TRACEPARENT": ""},
     )
     assert result.exit_code == 0
     opted_in = (target / "t.json").read_text()

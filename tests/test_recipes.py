@@ -469,6 +469,32 @@ def test_replay_step_with_the_real_cli_joins_the_upstream_trace(
     assert "s3cr3t" not in result.stdout + result.stderr
 
 
+def test_the_action_passes_traces_endpoint_as_the_first_further_option(action: dict[str, Any]) -> None:
+    (step,) = [step for step in action["runs"]["steps"] if step.get("id") == "replay"]
+    (expression,) = expressions(step["env"]["INPUT_ARGS"])
+    assert expression == (
+        "inputs.traces-endpoint != '' && format('--traces-endpoint {0} {1}', inputs.traces-endpoint, "
+        "inputs.args) || inputs.args"
+    )
+
+
+def test_replay_step_with_a_traces_endpoint_and_a_base_endpoint(
+    tmp_path: Path, target: Path, otlp_receiver: OtlpReceiver
+) -> None:
+    """What the action's INPUT_ARGS carries for traces-endpoint: the full URL wins over the base."""
+    files = GithubFiles(tmp_path)
+    result = run_replay_step(
+        files,
+        tmp_path,
+        CLI_BINARY,
+        INPUT_TARGET=str(target),
+        INPUT_ENDPOINT="http://127.0.0.1:1/otlp",  # a base URL that would fail: never used
+        INPUT_ARGS=f"--traces-endpoint {otlp_receiver.http_endpoint} --quiet",
+    )
+    assert result.returncode == 0, result.stderr
+    assert otlp_receiver.span_count() > 0
+
+
 def test_the_github_scripts_pass_bash_n_and_shellcheck() -> None:
     for script in (EXPORT_CONTEXT, REPLAY_SCRIPT):
         assert subprocess.run([BASH, "-n", str(script)], check=False).returncode == 0, script

@@ -188,10 +188,10 @@ def test_the_endpoints_query_is_redacted_in_the_summary_and_its_json(
 ) -> None:
     endpoint = f"{otlp_receiver.http_endpoint}?api_key={SECRET}"
     shown = f"{otlp_receiver.http_endpoint}?[REDACTED]"
-    text = run(str(target), "--endpoint", endpoint)
+    text = run(str(target), "--traces-endpoint", endpoint)
     assert text.exit_code == 0, text.output
     assert f"sent to {shown} (http/protobuf) in 1 request" in text.stderr
-    document = run(str(target), "--endpoint", endpoint, "--format", "json")
+    document = run(str(target), "--traces-endpoint", endpoint, "--format", "json")
     assert json.loads(document.stdout)["destination"] == f"sent to {shown} (http/protobuf) in 1 request"
     assert SECRET not in text.output + document.output
     assert otlp_receiver.span_count() == 2 * SPANS, "the query is still sent"
@@ -199,7 +199,7 @@ def test_the_endpoints_query_is_redacted_in_the_summary_and_its_json(
 
 def test_the_endpoints_query_is_redacted_in_errors(target: Path) -> None:
     endpoint = f"ftp://127.0.0.1:1/v1/traces?api_key={SECRET}"  # requests' error quotes the whole URL
-    result = run(str(target), "--endpoint", endpoint)
+    result = run(str(target), "--traces-endpoint", endpoint)
     assert result.exit_code == 3, result.output
     assert (
         "dbt-otel-replay: error: ftp://127.0.0.1:1/v1/traces?[REDACTED]: HTTP request failed" in result.stderr
@@ -212,7 +212,9 @@ def test_the_ledger_records_the_endpoint_without_its_query(
 ) -> None:
     ledger = tmp_path / "ledger.sqlite"
     endpoint = f"{otlp_receiver.http_endpoint}?api_key={SECRET}"
-    result = run("backfill", str(target), "--ledger", str(ledger), "--endpoint", endpoint, "--format", "json")
+    result = run(
+        "backfill", str(target), "--ledger", str(ledger), "--traces-endpoint", endpoint, "--format", "json"
+    )
     assert result.exit_code == 0, result.output
     with closing(sqlite3.connect(ledger)) as db:
         rows = db.execute("select endpoint from delivered_runs").fetchall()

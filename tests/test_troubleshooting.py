@@ -96,11 +96,48 @@ def _to(tmp: Path) -> list[str]:
 
 
 def send(tmp: Path, receiver: OtlpReceiver, protocol: str, *extra: str) -> Outcome:
-    endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
+    endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_base_endpoint
     return cli(str(target(tmp)), "--endpoint", endpoint, "--protocol", protocol, "--timeout", "2", *extra)
 
 
 SCENARIOS: dict[str, Callable[[Path, OtlpReceiver], Outcome]] = {
+    # issue #13, misconfigurations: each against a real server set up the wrong way round
+    "OTEL_EXPORTER_OTLP_CLIENT_KEY is set but OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE is not: mutual TLS "
+    "needs both the client certificate and its key (set both, or neither)": lambda tmp, _: cli(
+        str(target(tmp)), "--timeout", "2", env={"OTEL_EXPORTER_OTLP_CLIENT_KEY": str(tmp / "key.pem")}
+    ),
+    "the endpoint answered in HTTP/2 without TLS, not OTLP/HTTP: it is a gRPC port; use the collector's "
+    "OTLP/HTTP port (4318), or --protocol grpc": lambda tmp, receiver: cli(
+        str(target(tmp)), "--endpoint", receiver.grpc_endpoint, "--timeout", "2"
+    ),
+    "gRPC UNAVAILABLE: the endpoint answered in HTTP/1.1, not gRPC: it is an OTLP/HTTP port; use the "
+    "collector's gRPC port (4317), or --protocol http/protobuf": lambda tmp, receiver: cli(
+        str(target(tmp)), "--endpoint", receiver.http_base_endpoint, "--protocol", "grpc", "--timeout", "2"
+    ),
+    "gRPC UNAVAILABLE: the endpoint has no scheme, so TLS was used, and the collector answered in "
+    "plaintext: write http://HOST:PORT, or set OTEL_EXPORTER_OTLP_INSECURE=true": lambda tmp, receiver: cli(
+        str(target(tmp)),
+        "--endpoint",
+        receiver.grpc_endpoint.removeprefix("http://"),
+        "--protocol",
+        "grpc",
+        "--timeout",
+        "2",
+    ),
+    "TLS handshake failed: the collector does not speak TLS on this port: use http:// for a plaintext "
+    "collector": lambda tmp, receiver: cli(
+        str(target(tmp)),
+        "--endpoint",
+        receiver.http_base_endpoint.replace("http:", "https:"),
+        "--timeout",
+        "2",
+    ),
+    "gRPC UNAVAILABLE: the collector closed the connection right after the TLS handshake: it requires a "
+    "client certificate; set OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY": (
+        lambda tmp, _: _mutual_tls_without_a_certificate(tmp)
+    ),
+    "gRPC UNAVAILABLE: the collector speaks TLS on this port and closed the plaintext connection: use "
+    "https:// (and OTEL_EXPORTER_OTLP_CERTIFICATE for a private CA)": lambda tmp, _: _plaintext_to_tls(tmp),
     "no complete answer within S s: the collector or the network is stalled (see --timeout); M spans saved "
     "to FILE: re-send them with `dbt-otel-replay resend FILE`": lambda tmp, _: _trickling(tmp),
     "stopped by SIGTERM after N of M spans were delivered; K spans saved to FILE: re-send them with "
@@ -331,6 +368,33 @@ def _untrusted_tls(tmp: Path) -> Outcome:
     files = make_tls_files(tmp / "tls")
     with OtlpReceiver(tls=ServerTls(files.server_cert, files.server_key)) as receiver:
         return send(tmp, receiver, "http/protobuf")
+
+
+def _mutual_tls_without_a_certificate(tmp: Path) -> Outcome:
+    if OPENSSL is None:
+        pytest.skip("needs the openssl command line")
+    files = make_tls_files(tmp / "tls")
+    with OtlpReceiver(tls=ServerTls(files.server_cert, files.server_key, client_ca=files.ca)) as receiver:
+        env = {"OTEL_EXPORTER_OTLP_CERTIFICATE": str(files.ca)}
+        return cli(
+            str(target(tmp)),
+            "--endpoint",
+            receiver.grpc_endpoint,
+            "--protocol",
+            "grpc",
+            "--timeout",
+            "2",
+            env=env,
+        )
+
+
+def _plaintext_to_tls(tmp: Path) -> Outcome:
+    if OPENSSL is None:
+        pytest.skip("needs the openssl command line")
+    files = make_tls_files(tmp / "tls")
+    with OtlpReceiver(tls=ServerTls(files.server_cert, files.server_key)) as receiver:
+        endpoint = receiver.grpc_endpoint.replace("https:", "http:")
+        return cli(str(target(tmp)), "--endpoint", endpoint, "--protocol", "grpc", "--timeout", "2")
 
 
 def test_every_documented_message_has_a_scenario() -> None:

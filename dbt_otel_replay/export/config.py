@@ -3,22 +3,29 @@
 Each setting follows OpenTelemetry's exporter configuration: an explicit
 argument wins, then the signal-specific ``OTEL_EXPORTER_OTLP_TRACES_*``
 variable, then the generic ``OTEL_EXPORTER_OTLP_*`` one, then the default.
+(The OTLP Exporter specification: "Each configuration option MUST be overridable
+by a signal specific option.") Which exporter runs at all follows the SDK's
+``OTEL_SDK_DISABLED`` and ``OTEL_TRACES_EXPORTER`` (see :func:`resolve_exporter`).
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import re
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import SplitResult, parse_qsl, quote, quote_plus, unquote, urlsplit
 
 from ..errors import ConfigError
 from .transport import Protocol as Protocol  # re-exported: the protocol is a setting, named here too
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
 DEFAULT_HTTP_ENDPOINT = "http://localhost:4318"
@@ -29,6 +36,18 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 
 DEFAULT_PROTOCOL = Protocol.HTTP_PROTOBUF
 """OpenTelemetry's specified default for OTEL_EXPORTER_OTLP_PROTOCOL."""
+
+
+class Exporter(str, Enum):
+    """What becomes of the trace: OTEL_TRACES_EXPORTER's values (and OTEL_SDK_DISABLED's ``none``)."""
+
+    OTLP = "otlp"
+    """Sent over OTLP (the default)."""
+    CONSOLE = "console"
+    """Written to standard output as OTLP/JSON lines, as ``--output -`` does."""
+    NONE = "none"
+    """Planned, the traceparent file written, nothing sent."""
+
 
 REDACTED = "[REDACTED]"
 """What a secret (a header value, the endpoint's query or credentials) is shown as."""
@@ -54,6 +73,8 @@ class ExportConfig:
     Attributes:
         endpoint: For gRPC, ``scheme://host:port``; for HTTP, the full URL of the traces path.
         protocol: The transport.
+        exporter: Whether the trace is sent (``otlp``), printed (``console``) or neither (``none``);
+            with the last two, no other setting is read and ``endpoint`` is the default.
         headers: Extra request headers or gRPC metadata (e.g. an API token); never logged.
         timeout: Seconds each request, retries included, may take.
         insecure: For gRPC endpoints without a scheme: plaintext instead of TLS.
@@ -65,6 +86,7 @@ class ExportConfig:
 
     endpoint: str
     protocol: Protocol = DEFAULT_PROTOCOL
+    exporter: Exporter = Exporter.OTLP
     headers: tuple[tuple[str, str], ...] = ()
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     insecure: bool = False
@@ -259,6 +281,7 @@ def _binary(value: str) -> bytes:
 def resolve_export_config(
     *,
     endpoint: str | None = None,
+    traces_endpoint: str | None = None,
     protocol: str | None = None,
     headers: Sequence[tuple[str, str]] = (),
     timeout: float | None = None,
@@ -267,34 +290,99 @@ def resolve_export_config(
     """Resolve the OTLP destination from explicit values, then OTEL_* variables, then defaults.
 
     Args:
-        endpoint: --endpoint; for HTTP, ``/v1/traces`` is appended unless the URL already has a path.
+        endpoint: --endpoint, the collector's base URL, exactly as OTEL_EXPORTER_OTLP_ENDPOINT: for
+            HTTP, ``/v1/traces`` is appended to its path (``https://host/otlp`` sends to
+            ``https://host/otlp/v1/traces``); for gRPC it is the target.
+        traces_endpoint: --traces-endpoint, the full URL, exactly as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT:
+            used as is. Either flag wins over both variables; this one wins over ``endpoint``.
         protocol: --protocol: ``grpc``, ``http/protobuf`` or ``http/json``.
         headers: --header pairs; they override variables' headers of the same name.
         timeout: --timeout in seconds (OTEL_EXPORTER_OTLP_TIMEOUT is in milliseconds).
         environ: The environment to read; defaults to ``os.environ``.
 
     Returns:
-        The configuration.
+        The configuration. When OTEL_SDK_DISABLED or OTEL_TRACES_EXPORTER turn OTLP off, no other
+        setting is read (a switched-off exporter's settings cannot fail a run).
 
     Raises:
         ConfigError: If a value cannot be used (an unknown protocol, a bad timeout, a header the
-            protocol cannot carry); a header is named, its value never shown.
+            protocol cannot carry, a client key without a client certificate); a header is named,
+            its value never shown.
     """
     env = os.environ if environ is None else environ
+    exporter = resolve_exporter(env)
+    if exporter is not Exporter.OTLP:
+        return ExportConfig(endpoint=DEFAULT_HTTP_ENDPOINT + TRACES_PATH, exporter=exporter)
     chosen_protocol = _protocol(protocol or _setting(env, "PROTOCOL") or DEFAULT_PROTOCOL.value)
     chosen = {**_env_headers(env), **{k.strip().lower(): (v, "--header") for k, v in headers}}
     for name, (value, source) in chosen.items():  # each named with where it was set
         check_header(name, value, chosen_protocol, source)
+    client_key, client_certificate = (
+        _path(_setting(env, "CLIENT_KEY")),
+        _path(_setting(env, "CLIENT_CERTIFICATE")),
+    )
+    _check_client_pair(client_key, client_certificate)
     return ExportConfig(
-        endpoint=_endpoint(endpoint, chosen_protocol, env),
+        endpoint=_endpoint(traces_endpoint, endpoint, chosen_protocol, env),
         protocol=chosen_protocol,
         headers=tuple((name, value) for name, (value, _) in chosen.items()),
         timeout=timeout if timeout is not None else _env_timeout(env),
         insecure=_boolean(_setting(env, "INSECURE")),
         certificate=_path(_setting(env, "CERTIFICATE")),
-        client_key=_path(_setting(env, "CLIENT_KEY")),
-        client_certificate=_path(_setting(env, "CLIENT_CERTIFICATE")),
+        client_key=client_key,
+        client_certificate=client_certificate,
         compression=_compression(_setting(env, "COMPRESSION")),
+    )
+
+
+def resolve_exporter(environ: Mapping[str, str] | None = None) -> Exporter:
+    """Which exporter runs: OTEL_SDK_DISABLED, then OTEL_TRACES_EXPORTER, then ``otlp``.
+
+    The SDK configuration specification: OTEL_SDK_DISABLED "true" (case-insensitive, and nothing
+    else) means "a no-op SDK implementation will be used for all telemetry signals", so nothing
+    is sent; another value than ``false`` is warned about and read as false. OTEL_TRACES_EXPORTER
+    is a comma-separated list of ``otlp``, ``console`` and ``none`` ("none: No automatically
+    configured exporter"); a value the tool does not know is warned about and ignored, as the
+    specification requires of unknown enum values. ``console`` wins over ``otlp`` when both are
+    listed (the tool sends or writes one copy), ``none`` over both.
+
+    Args:
+        environ: The environment; defaults to ``os.environ``.
+
+    Returns:
+        The exporter.
+    """
+    env = os.environ if environ is None else environ
+    disabled = env.get("OTEL_SDK_DISABLED", "").strip().lower()
+    if disabled not in ("", "true", "false"):
+        logger.warning("OTEL_SDK_DISABLED: %r is neither true nor false; read as false", disabled)
+    if disabled == "true":
+        return Exporter.NONE
+    named: set[Exporter] = set()
+    for item in env.get("OTEL_TRACES_EXPORTER", "").split(","):
+        value = item.strip().lower()
+        if not value:
+            continue
+        try:
+            named.add(Exporter(value))
+        except ValueError:
+            choices = ", ".join(e.value for e in Exporter)
+            logger.warning("OTEL_TRACES_EXPORTER: %r is not supported (%s); ignored", value, choices)
+    return next((e for e in (Exporter.NONE, Exporter.CONSOLE) if e in named), Exporter.OTLP)
+
+
+def _check_client_pair(key: Path | None, certificate: Path | None) -> None:
+    """Refuse half a client identity: requests silently ignored a key alone, gRPC fails obscurely."""
+    if (key is None) == (certificate is None):
+        return
+    present, missing = (
+        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE")
+        if certificate is None
+        else ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "OTEL_EXPORTER_OTLP_CLIENT_KEY")
+    )
+    raise ConfigError(
+        f"{present} is set but {missing} is not: mutual TLS needs both the client certificate "
+        "and its key (set both, or neither)"
     )
 
 
@@ -311,40 +399,47 @@ def _protocol(value: str) -> Protocol:
         raise ConfigError(f"unknown OTLP protocol {value!r} (choose one of {choices})") from None
 
 
-def _endpoint(explicit: str | None, protocol: Protocol, env: Mapping[str, str]) -> str:
+def _endpoint(
+    traces_endpoint: str | None, endpoint: str | None, protocol: Protocol, env: Mapping[str, str]
+) -> str:
     """The endpoint, refused at once (exit 2) when it is no URL.
+
+    The order: --traces-endpoint, --endpoint, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    OTEL_EXPORTER_OTLP_ENDPOINT, the default. The OTLP Exporter specification decides what each
+    means: with OTEL_EXPORTER_OTLP_ENDPOINT "exporters MUST construct per-signal URLs" (for
+    OTLP/HTTP, ``v1/traces`` appended to the base URL's path), while "the per-signal endpoint
+    configuration options ... [are] used as-is ..., without any modifications". The flags mean
+    exactly what their variables mean. For gRPC both are the target (its path is not used).
 
     A bad port or IPv6 literal would otherwise surface as a failed export (exit 3) or as the URL
     library's traceback.
     """
-    endpoint = _unchecked_endpoint(explicit, protocol, env)
+    default = DEFAULT_GRPC_ENDPOINT if protocol is Protocol.GRPC else DEFAULT_HTTP_ENDPOINT
+    url, full, source = next(
+        (value.strip(), full, source)
+        for value, full, source in (
+            (traces_endpoint, True, "--traces-endpoint"),
+            (endpoint, False, "--endpoint"),
+            (env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), True, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+            (env.get("OTEL_EXPORTER_OTLP_ENDPOINT"), False, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            (default, False, "default"),
+        )
+        if value and value.strip()
+    )
     try:
-        parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
+        parts = urlsplit(url if "://" in url else f"//{url}")
         parts.port  # noqa: B018 - raises ValueError for a port outside 0-65535 or not a number
     except ValueError as exc:
-        raise ConfigError(f"endpoint {display_url(endpoint)!r} is not a URL: {exc}") from None
-    return endpoint
-
-
-def _unchecked_endpoint(explicit: str | None, protocol: Protocol, env: Mapping[str, str]) -> str:
+        raise ConfigError(f"endpoint {display_url(url)!r} is not a URL: {exc}") from None
     if protocol is Protocol.GRPC:
-        return (explicit or _setting(env, "ENDPOINT") or DEFAULT_GRPC_ENDPOINT).rstrip("/")
-    if explicit:
-        return _with_traces_path(explicit)
-    specific = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
-    if specific:
-        return specific  # used as-is, as the specification says
-    generic = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() or DEFAULT_HTTP_ENDPOINT
-    return generic.rstrip("/") + TRACES_PATH
-
-
-def _with_traces_path(url: str) -> str:
+        return url.rstrip("/")
     if "://" not in url:
-        raise ConfigError(f"endpoint {display_url(url)!r} needs a scheme for HTTP (http:// or https://)")
-    parts = _url_parts(url)
-    if parts is not None and parts.path not in ("", "/"):
+        raise ConfigError(
+            f"{source}: endpoint {display_url(url)!r} needs a scheme for HTTP (http:// or https://)"
+        )
+    if full:
         return url
-    return url.rstrip("/") + TRACES_PATH
+    return parts._replace(path=parts.path.rstrip("/") + TRACES_PATH).geturl()
 
 
 def _env_headers(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:

@@ -1,16 +1,18 @@
 """Deliver encoded requests, synchronously, checking each answer: retries, backoff and the tally.
 
 Every request is sent on its own and its response read: a transport error or a
-retryable status is retried with exponential backoff until the request's
-deadline, a partial success is reported with the collector's own words, and
-nothing is queued where it could be dropped silently. How one attempt is made,
-and whether its failure is retryable, is the transport's (:mod:`.transport`).
+retryable status is retried with exponential backoff and jitter (or after the
+collector's own Retry-After or RetryInfo delay) until the request's deadline, a
+partial success is reported with the collector's own words, and nothing is
+queued where it could be dropped silently. How one attempt is made, and whether
+its failure is retryable, is the transport's (:mod:`.transport`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -30,7 +32,12 @@ INITIAL_BACKOFF_SECONDS = 0.5
 BACKOFF_MULTIPLIER = 2.0
 """How much longer each further wait is."""
 MAX_BACKOFF_SECONDS = 8.0
-"""The longest single wait between two attempts."""
+"""The longest single wait between two attempts (of our own choosing: a collector's delay is kept)."""
+JITTER = 0.2
+"""Each backoff is scaled by a random factor in [1 - JITTER, 1 + JITTER]: the OTLP Exporter
+specification says the retry strategy "MUST implement an exponential back-off with jitter to avoid
+overwhelming the destination until the network is restored or the destination has recovered"
+(many CI jobs failing against one collector at once must not retry in lockstep)."""
 MIN_ATTEMPT_SECONDS = 0.001
 """The least time an attempt is given, even when the deadline has (just) passed."""
 DEADLINE_GRACE_SECONDS = 0.25
@@ -78,6 +85,7 @@ def deliver(
     sleep: Callable[[float], object] | None = None,
     clock: Callable[[], float] = time.monotonic,
     stop: threading.Event | None = None,
+    jitter: Callable[[], float] = random.random,
 ) -> Delivery:
     """Send every request and check every answer; never drop a span silently.
 
@@ -106,6 +114,7 @@ def deliver(
         sleep: Waits between retries (replaceable in tests); by default a wait that a stop ends.
         clock: A monotonic clock for deadlines.
         stop: Set (by a signal handler) to stop sending and return what is unsent.
+        jitter: A random number in [0, 1) for each backoff (replaceable in tests).
 
     Returns:
         What was accepted and what was not.
@@ -130,7 +139,7 @@ def deliver(
                 tally.keep([request, *pending])
                 break
             answer = in_background(
-                _send_with_retry, sender, request, config, pause, clock, halt, name="otlp-export"
+                _send_with_retry, sender, request, config, pause, clock, halt, jitter, name="otlp-export"
             )
             in_flight = _InFlight(request, answer, clock() + config.timeout, config.timeout)
         if in_flight is not None:
@@ -255,19 +264,31 @@ def _send_with_retry(
     sleep: Callable[[float], object],
     clock: Callable[[], float],
     halt: threading.Event,
+    jitter: Callable[[], float],
 ) -> Answer:
-    deadline = clock() + config.timeout
+    """Send until accepted, refused, or the next attempt would come after the deadline.
+
+    The wait before a retry is the collector's own (Retry-After, RetryInfo: the OTLP specification
+    says the client SHOULD honour it) when it gave one, else the backoff scaled by the jitter. The
+    "gave up" line says the time really spent: the last wait that would pass the deadline is not
+    waited, so that can be less than ``config.timeout``.
+    """
+    started = clock()
+    deadline = started + config.timeout
     backoff = INITIAL_BACKOFF_SECONDS
     attempt = 1
     while True:
         try:
             return sender.send(request, timeout=max(deadline - clock(), MIN_ATTEMPT_SECONDS))
         except RetryableError as exc:
-            wait = min(exc.retry_after if exc.retry_after is not None else backoff, MAX_BACKOFF_SECONDS)
-            if clock() + wait >= deadline:
-                raise RetryableError(
-                    f"{exc} (gave up after {attempt} attempts in {config.timeout:g} s; see --timeout)"
-                ) from None
+            asked = exc.retry_after
+            wait = asked if asked is not None else backoff * (1 + JITTER * (2 * jitter() - 1))
+            now = clock()
+            if now + wait >= deadline:
+                spent = f"{attempt} attempt{'s' if attempt != 1 else ''} in {round(now - started, 1):g} s"
+                if asked is not None and asked > deadline - now:
+                    spent += f", the collector asking to wait {asked:g} s more"
+                raise RetryableError(f"{exc} (gave up after {spent}; see --timeout)") from None
             if halt.is_set():
                 raise
             logger.warning("%s: %s; retrying in %.1f s", config.display_endpoint, exc, wait)

@@ -28,6 +28,7 @@ from .requests import (
     FLAG_SAMPLED,
     MAX_REQUEST_BYTES,
     MAX_SPANS_PER_REQUEST,
+    SCHEMA_URL,
     SCOPE_NAME,
     EncodedRequest,
     Encoding,
@@ -102,7 +103,8 @@ def iter_json_requests(
         + encode(scope)
         + b',"spans":['
     )
-    tail = b"]}]}]}"
+    schema_url = encode(SCHEMA_URL)
+    tail = b'],"schemaUrl":' + schema_url + b'}],"schemaUrl":' + schema_url + b"}]}"
     budget = max_request_bytes - len(head) - len(tail)
     writer = _SpanWriter(plan)
     spans = (encode(writer.span(planned)) for planned in itertools.islice(plan.spans, start, stop))

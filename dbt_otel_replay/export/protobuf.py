@@ -24,6 +24,7 @@ from .requests import (
     MAX_REQUEST_BYTES,
     MAX_SPANS_PER_REQUEST,
     REQUEST_HEADROOM_BYTES,
+    SCHEMA_URL,
     SCOPE_NAME,
     EncodedRequest,
     Encoding,
@@ -32,9 +33,9 @@ from .requests import (
 
 # Field tags: (field number << 3) | wire type (0 varint, 1 fixed64, 2 length-delimited, 5 fixed32).
 _REQUEST_RESOURCE_SPANS = b"\x0a"
-_RESOURCE_SPANS_RESOURCE, _RESOURCE_SPANS_SCOPE_SPANS = b"\x0a", b"\x12"
+_RESOURCE_SPANS_RESOURCE, _RESOURCE_SPANS_SCOPE_SPANS, _RESOURCE_SPANS_SCHEMA_URL = b"\x0a", b"\x12", b"\x1a"
 _RESOURCE_ATTRIBUTES = b"\x0a"
-_SCOPE_SPANS_SCOPE, _SCOPE_SPANS_SPANS = b"\x0a", b"\x12"
+_SCOPE_SPANS_SCOPE, _SCOPE_SPANS_SPANS, _SCOPE_SPANS_SCHEMA_URL = b"\x0a", b"\x12", b"\x1a"
 _SCOPE_NAME, _SCOPE_VERSION = b"\x0a", b"\x12"
 _SPAN_TRACE_ID, _SPAN_SPAN_ID, _SPAN_TRACE_STATE, _SPAN_PARENT_SPAN_ID = b"\x0a", b"\x12", b"\x1a", b"\x22"
 _SPAN_NAME, _SPAN_KIND = b"\x2a", b"\x30"
@@ -97,13 +98,26 @@ def iter_requests(
     head = _field(_RESOURCE_SPANS_RESOURCE, attributes)
     name_and_version = _string(_SCOPE_NAME, SCOPE_NAME) + _string(_SCOPE_VERSION, __version__)
     scope = _field(_SCOPE_SPANS_SCOPE, name_and_version)
-    budget = max_request_bytes - REQUEST_HEADROOM_BYTES - len(head) - len(scope)
+    # schema_url follows the spans in ScopeSpans and the scope spans in ResourceSpans (field 3 of each)
+    scope_schema = _string(_SCOPE_SPANS_SCHEMA_URL, SCHEMA_URL)
+    resource_schema = _string(_RESOURCE_SPANS_SCHEMA_URL, SCHEMA_URL)
+    budget = (
+        max_request_bytes
+        - REQUEST_HEADROOM_BYTES
+        - len(head)
+        - len(scope)
+        - len(scope_schema)
+        - len(resource_schema)
+    )
     spans = (encoder.span(planned) for planned in plan.spans)
     first = 0
     for batch in pack(spans, budget, max_spans_per_request):
-        scope_spans = _field(_RESOURCE_SPANS_SCOPE_SPANS, b"".join([scope, *batch]))
+        scope_spans = _field(_RESOURCE_SPANS_SCOPE_SPANS, b"".join([scope, *batch, scope_schema]))
         yield EncodedRequest(
-            _field(_REQUEST_RESOURCE_SPANS, head + scope_spans), len(batch), Encoding.PROTOBUF, first
+            _field(_REQUEST_RESOURCE_SPANS, head + scope_spans + resource_schema),
+            len(batch),
+            Encoding.PROTOBUF,
+            first,
         )
         first += len(batch)
 

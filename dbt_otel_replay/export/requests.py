@@ -52,6 +52,8 @@ class EncodedRequest:
 
 SCOPE_NAME = "dbt-otel-replay"
 """The instrumentation scope of every span."""
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.44.0"
+"""The semantic conventions the attributes follow (``schema_url`` of the resource and the scope)."""
 FLAG_SAMPLED = 0x01
 """W3C trace flags: sampled (a replayed span is always recorded)."""
 FLAG_HAS_IS_REMOTE = 0x100

@@ -16,17 +16,24 @@ run's artifacts is the memory peak, and it should not carry them.
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
 import logging
+import os
+import socket
+import ssl
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from typing import Protocol as TypingProtocol
 from urllib.parse import urljoin, urlsplit
 
+from .. import __version__
 from ..errors import ConfigError
 from .convert import convert
 from .requests import EncodedRequest, Encoding
@@ -56,6 +63,17 @@ EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 RETRYABLE_HTTP_STATUSES = frozenset({429, 502, 503, 504})
 """HTTP statuses the OTLP specification calls retryable."""
 _TLS_WORDS = ("ssl", "tls", "certificate", "handshake")
+USER_AGENT = f"dbt-otel-replay/{__version__}"
+"""What every request names as its client (the OTLP Exporter specification: exporters SHOULD emit a
+User-Agent identifying the exporter); gRPC adds its own version after it."""
+GRPC_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+"""The trailing metadata carrying a google.rpc.Status with details (RetryInfo among them)."""
+PROBE_SECONDS = 1.0
+"""The most a diagnosis of a closed connection may take (one TLS handshake)."""
+_GRPC_ON_HTTP1 = ("expected settings frame", "http1.x server")
+"""What gRPC's C core says when the port answers HTTP/1.1 (newer, older wording)."""
+_NOT_TLS = ("wrong_version_number", "wrong version number", "packet_length_too_long")
+"""What a TLS client says when the server answered in plaintext."""
 
 
 class Protocol(str, Enum):
@@ -114,15 +132,20 @@ class GrpcTransport:
 
     def __init__(self, config: ExportConfig) -> None:
         """Open a channel to ``config.endpoint`` (TLS unless http:// or insecure)."""
+        quiet_grpc_core()
         import grpc
 
         parts = urlsplit(config.endpoint if "://" in config.endpoint else f"//{config.endpoint}")
         target = parts.netloc or config.endpoint
-        plaintext = parts.scheme == "http" or (not parts.scheme and config.insecure)
-        if plaintext:
-            self._channel = grpc.insecure_channel(target)
+        self._scheme = parts.scheme
+        self._plaintext = parts.scheme == "http" or (not parts.scheme and config.insecure)
+        self._address = (parts.hostname or "", parts.port)
+        options = [("grpc.primary_user_agent", USER_AGENT)]
+        if self._plaintext:
+            self._channel = grpc.insecure_channel(target, options=options)
         else:
-            self._channel = grpc.secure_channel(target, _grpc_credentials(config))
+            self._channel = grpc.secure_channel(target, _grpc_credentials(config), options=options)
+        self._diagnosis: str | None = None  # why connections are closed, once probed
         # The request is already serialised: no request serialiser; the response is decoded below.
         self._export = self._channel.unary_unary(
             EXPORT_METHOD, request_serializer=None, response_deserializer=None
@@ -144,10 +167,55 @@ class GrpcTransport:
         except self._rpc_error as exc:
             code, details = exc.code(), self._config.redact(exc.details() or "")
             reason = f"gRPC {code.name}: {details}".rstrip(": ")
+            misconfigured = self._misconfiguration(code.name, details)
+            if misconfigured is not None:
+                raise PermanentError(f"gRPC {code.name}: {misconfigured}") from None
             if code.name in RETRYABLE_GRPC_CODES and not _is_tls_failure(details):
-                raise RetryableError(reason) from None
+                raise RetryableError(reason, _grpc_retry_delay(exc)) from None
             raise PermanentError(_tls_hint(reason, self._config)) from None
         return _answer(response, self._config)
+
+    def _misconfiguration(self, code: str, details: str) -> str | None:
+        """One line naming the likely cause and its fix, when the failure says the setup is wrong.
+
+        Each is what a real server says (``tests/test_misconfig.py``): an OTLP/HTTP port answers
+        gRPC's HTTP/2 in HTTP/1.1; a plaintext collector answers a TLS handshake in plaintext; a
+        collector wanting a client certificate closes the connection right after the handshake,
+        which gRPC reports only as "Socket closed", so that is diagnosed once with a handshake of
+        our own (:func:`probe_tls`) before it is retried as a collector going away.
+        """
+        lowered = details.lower()
+        if any(words in lowered for words in _GRPC_ON_HTTP1):
+            return (
+                "the endpoint answered in HTTP/1.1, not gRPC: it is an OTLP/HTTP port; use the "
+                "collector's gRPC port (4317), or --protocol http/protobuf"
+            )
+        if _is_tls_failure(details) and any(words in lowered for words in _NOT_TLS):
+            return _plaintext_hint(self._scheme)
+        if code == "UNAVAILABLE" and "socket closed" in lowered:
+            if self._diagnosis is None:
+                self._diagnosis = self._diagnose_closed()
+            return self._diagnosis or None
+        return None
+
+    def _diagnose_closed(self) -> str:
+        """Why the collector closes our connections, if a handshake of our own tells; else ``""``."""
+        host, port = self._address
+        if port is None:
+            return ""
+        found = probe_tls(host, port, self._config, verify=not self._plaintext)
+        if self._plaintext and found in ("open", "closed"):
+            return (
+                "the collector speaks TLS on this port and closed the plaintext connection: use "
+                "https:// (and OTEL_EXPORTER_OTLP_CERTIFICATE for a private CA)"
+            )
+        if not self._plaintext and found == "closed" and self._config.client_certificate is None:
+            return (
+                "the collector closed the connection right after the TLS handshake: it requires a "
+                "client certificate; set OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and "
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY"
+            )
+        return ""
 
     def close(self) -> None:
         """Close the channel."""
@@ -167,7 +235,102 @@ def _answer(body: bytes, config: ExportConfig) -> Answer:
     return Answer(partial.rejected_spans, config.redact(partial.error_message))
 
 
+def quiet_grpc_core(environ: os._Environ[str] | dict[str, str] | None = None) -> None:
+    """Keep gRPC's C core from printing its own log lines, unless the user asked for them.
+
+    The core logs (a failed TLS handshake, at INFO) straight to stderr, which would break the
+    promise of one error line. GRPC_VERBOSITY=NONE is set when neither it nor GRPC_TRACE is set:
+    a user who sets either one wants the core's lines and keeps them. Called before grpc is
+    imported (the core reads the variable when it starts).
+
+    Args:
+        environ: The environment to set it in; defaults to ``os.environ``.
+    """
+    env = os.environ if environ is None else environ
+    if "GRPC_VERBOSITY" not in env and "GRPC_TRACE" not in env:
+        env["GRPC_VERBOSITY"] = "NONE"
+
+
+def _grpc_retry_delay(exc: Exception) -> float | None:
+    """The RetryInfo delay a gRPC error carries (google.rpc.RetryInfo in the status details), if any.
+
+    The OTLP specification: a server that throttles "MAY" return RetryInfo with the delay to wait,
+    and the client "SHOULD" honour it. It arrives as a google.rpc.Status in the trailing metadata.
+    """
+    from google.protobuf.message import DecodeError
+    from google.rpc.error_details_pb2 import RetryInfo
+    from google.rpc.status_pb2 import Status as RpcStatus
+
+    trailers = getattr(exc, "trailing_metadata", None)  # an RpcError that is a call has them
+    metadata = trailers() if callable(trailers) else None
+    for key, value in metadata or ():
+        if key != GRPC_STATUS_DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        status = RpcStatus()
+        try:
+            status.ParseFromString(value)
+            for detail in status.details:
+                if detail.Is(RetryInfo.DESCRIPTOR):
+                    info = RetryInfo()
+                    detail.Unpack(info)
+                    seconds: float = info.retry_delay.ToNanoseconds() / 1e9
+                    return max(seconds, 0.0)
+        except DecodeError:
+            return None
+    return None
+
+
+def _plaintext_hint(scheme: str) -> str:
+    """The collector answered TLS in plaintext: what to write instead."""
+    if scheme:
+        return "the collector does not speak TLS on this port: use http:// for a plaintext collector"
+    return (
+        "the endpoint has no scheme, so TLS was used, and the collector answered in plaintext: "
+        "write http://HOST:PORT, or set OTEL_EXPORTER_OTLP_INSECURE=true"
+    )
+
+
+def probe_tls(
+    host: str, port: int, config: ExportConfig, *, verify: bool = True, timeout: float = PROBE_SECONDS
+) -> str:
+    """What one TLS handshake of our own says of ``host:port``, to explain a closed connection.
+
+    Nothing is sent over it. ``verify=False`` only asks whether the port speaks TLS at all (for a
+    plaintext endpoint, whose CA may not be configured).
+
+    Returns:
+        ``"plaintext"`` when the server answers TLS in plaintext, ``"closed"`` when the handshake
+        succeeds and the server then closes the connection (or alerts that it wants a certificate)
+        without a word, ``"open"`` when it keeps it open or speaks, ``"unknown"`` otherwise (no
+        connection, or a certificate we do not trust: nothing to conclude).
+    """
+    context = ssl.create_default_context(cafile=str(config.certificate) if config.certificate else None)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            tls.settimeout(timeout / 2)
+            try:
+                return "open" if tls.recv(1) else "closed"
+            except ssl.SSLError as exc:
+                return "closed" if "certificate" in str(exc).lower() else "unknown"
+            except TimeoutError:
+                return "open"
+            except ConnectionError:
+                return "closed"
+    except ssl.SSLError as exc:
+        return "plaintext" if any(words in str(exc).lower() for words in _NOT_TLS) else "unknown"
+    except OSError:
+        return "unknown"
+
+
 def _grpc_credentials(config: ExportConfig) -> grpc.ChannelCredentials:
+    quiet_grpc_core()
     import grpc
 
     root, key, chain = _read_tls_files(config)
@@ -225,6 +388,7 @@ class HttpTransport(ABC):
         _read_tls_files(config)  # a missing or unreadable file is a ConfigError now, not at the first POST
         self._config = config
         self._session = requests.Session()
+        self._session.headers["User-Agent"] = USER_AGENT  # a --header User-Agent still wins
         self._session.headers.update(dict(config.headers))
         self._session.headers["Content-Type"] = self.encoding.media_type
         if config.compression == "gzip":
@@ -246,10 +410,17 @@ class HttpTransport(ABC):
             )
         except self._errors.SSLError as exc:
             reason = f"TLS handshake failed: {_root_cause(exc, config)}"
+            if any(words in reason.lower() for words in _NOT_TLS):
+                raise PermanentError(f"TLS handshake failed: {_plaintext_hint('https')}") from None
             raise PermanentError(_tls_hint(reason, config)) from None
         except self._errors.ReadTimeout:
             raise RetryableError("no answer in time: the collector or the network is stalled") from None
         except (self._errors.ConnectionError, self._errors.Timeout) as exc:
+            if _answered_in_http2(exc):
+                raise PermanentError(
+                    "the endpoint answered in HTTP/2 without TLS, not OTLP/HTTP: it is a gRPC port; "
+                    "use the collector's OTLP/HTTP port (4318), or --protocol grpc"
+                ) from None
             raise RetryableError(f"cannot reach the collector: {_root_cause(exc, config)}") from None
         except self._errors.RequestException as exc:
             raise PermanentError(f"HTTP request failed: {_root_cause(exc, config)}") from None
@@ -377,12 +548,59 @@ def _redirect(answer: requests.Response, config: ExportConfig) -> str:
     )
 
 
-def _retry_after(answer: requests.Response) -> float | None:
-    value = answer.headers.get("Retry-After", "")
+def _retry_after(answer: requests.Response, now: float | None = None) -> float | None:
+    """Retry-After in seconds: RFC 9110 allows a number of seconds or an HTTP date.
+
+    The OTLP specification: with 429 or 503 the server "MAY include a Retry-After header with a
+    recommended time interval in seconds to wait before retrying", and the client "SHOULD honour
+    the waiting interval"; a date is turned into the seconds from now (the wall clock: the date is).
+    """
+    return retry_after_seconds(answer.headers.get("Retry-After", ""), now)
+
+
+def retry_after_seconds(value: str, now: float | None = None) -> float | None:
+    """A Retry-After value in seconds from ``now`` (a time.time()), None when it is neither form.
+
+    Args:
+        value: The header's value: ``120`` or ``Wed, 21 Oct 2015 07:28:00 GMT``.
+        now: The current time (seconds since the epoch); by default the wall clock.
+
+    Returns:
+        The seconds to wait, never negative; None when there is no usable value.
+    """
+    value = value.strip()
+    if not value:
+        return None
     try:
         return max(float(value), 0.0)
     except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
         return None
+    if when.tzinfo is None:  # an HTTP date is always GMT
+        return None
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+def _answered_in_http2(exc: BaseException) -> bool:
+    """Whether the server answered an HTTP/1.1 request with HTTP/2 frames (a gRPC port without TLS).
+
+    http.client then reports the frames' raw bytes (NUL bytes and all) as a bad status line.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        args = seen.args
+        if isinstance(seen, http.client.BadStatusLine) or any(
+            isinstance(arg, http.client.BadStatusLine) for arg in args
+        ):
+            line = next(
+                (str(a) for a in (seen, *args) if isinstance(a, http.client.BadStatusLine)), str(seen)
+            )
+            return line.startswith("\x00") or "\x00\x00" in line
+        seen = seen.__context__ if seen.__context__ is not seen else None
+    return False
 
 
 def _root_cause(exc: BaseException, config: ExportConfig) -> str:

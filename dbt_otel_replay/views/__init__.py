@@ -1,7 +1,8 @@
 """Views of a planned run for people: one library function per view.
 
 The span tree (:mod:`.tree`), the replay and backfill summaries (:mod:`.summary`),
-the terminal waterfall (:mod:`.waterfall`) and the HTML report (:mod:`.report`),
+the terminal waterfall (:mod:`.waterfall`), the HTML report (:mod:`.report`) and the
+Markdown job summary with the trace's link (:mod:`.markdown`),
 built on the run's analysis (:mod:`.analysis`), the shared timeline
 (:mod:`.timeline`) and the typed node accessors (:mod:`.node`). Pure rendering
 apart from :func:`write_html`; the CLI calls one function per view and decides
@@ -17,6 +18,7 @@ from .._files import refuse_inputs, write_output
 from ..errors import ExportError
 from ..plan import Plan
 from .analysis import analyse
+from .markdown import TRACE_URL_PLACEHOLDERS, check_trace_url, render_markdown, trace_url
 from .report import render_html as _render_html
 from .summary import (
     Outcome,
@@ -31,17 +33,22 @@ from .tree import render_tree
 from .waterfall import render_waterfall as _render_waterfall
 
 __all__ = [
+    "TRACE_URL_PLACEHOLDERS",
     "Outcome",
     "backfill_summary",
+    "check_trace_url",
     "render_backfill_totals",
     "render_html",
+    "render_markdown",
     "render_resend_line",
     "render_run_line",
     "render_summary",
     "render_tree",
     "render_waterfall",
     "summary_document",
+    "trace_url",
     "write_html",
+    "write_markdown",
 ]
 
 
@@ -72,3 +79,23 @@ def write_html(plan: Plan, path: Path, inputs: Sequence[Path] = ()) -> None:
         write_output(path, render_html(plan))
     except OSError as exc:
         raise ExportError(f"{path}: cannot write the report: {exc.strerror or exc}") from None
+
+
+def write_markdown(plan: Plan, path: Path, destination: str, url: str | None = None, *, append: bool) -> None:
+    """Write the Markdown job summary of a run (:func:`render_markdown`) to a file, "-", a device or a FIFO.
+
+    Args:
+        plan: The run.
+        path: Where to write it.
+        destination: Where the spans went, in words.
+        url: The link to the trace, or None.
+        append: Add it to what the file holds (``$GITHUB_STEP_SUMMARY``, which every step of a
+            job writes to) instead of replacing the file atomically.
+
+    Raises:
+        ExportError: If the file cannot be written (when appending, it is left as it was).
+    """
+    try:
+        write_output(path, render_markdown(plan, destination, url), append=append)
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot write the Markdown summary: {exc.strerror or exc}") from None

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from .. import attributes as attr
 from ..plan import Plan
+from ..shape import Dropped
 from ..spans import AttributeValue, PlannedSpan, SpanRole
 from ..statuses import FAILED_STATUSES, WARNING_STATUSES, Category, StatusCode, status
 from ..timestamps import NANOS_PER_SECOND
@@ -172,6 +173,22 @@ class Invocation:
     def invocation_id(self) -> str | None:
         """The invocation id dbt wrote, verbatim."""
         return _text(self.span.attributes.get(attr.INVOCATION_ID))
+
+    @property
+    def dropped(self) -> Dropped | None:
+        """What --phases, --select and --min-duration dropped (:mod:`..shape`); None when none was given."""
+        spans = _int(self.span.attributes.get(attr.DROPPED_SPANS))
+        if spans is None:
+            return None
+        nodes = _int(self.span.attributes.get(attr.DROPPED_NODES)) or 0
+        phases = _int(self.span.attributes.get(attr.DROPPED_PHASES)) or 0
+        return Dropped(nodes=nodes, phases=phases, inside=spans - nodes - phases)
+
+    @property
+    def dropped_by(self) -> tuple[str, ...]:
+        """The options that dropped spans, as typed (``--phases none``)."""
+        value = self.span.attributes.get(attr.DROPPED_BY)
+        return value if isinstance(value, tuple) else ()
 
 
 def nodes(plan: Plan) -> tuple[Node, ...]:

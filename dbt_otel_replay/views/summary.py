@@ -8,7 +8,7 @@ the exact text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..backfill import BackfillReport, RunOutcome, RunReport
@@ -49,10 +49,12 @@ class Outcome:
     Attributes:
         destination: E.g. ``sent to http://localhost:4318/v1/traces (http/protobuf) in 1 request``.
         traceparent: Where the next stage's context was written, or None.
+        trace_url: The link to the trace (``--trace-url``), or None.
     """
 
     destination: str
     traceparent: str | None = None
+    trace_url: str | None = None
 
 
 def render_summary(plan: Plan, outcome: Outcome) -> str:
@@ -75,7 +77,9 @@ def render_summary(plan: Plan, outcome: Outcome) -> str:
     within = inside(plan)
     lines = [
         f"trace {plan.trace_id}: {escape(root.name)}, {len(plan.spans)} spans ({_roles(within)})",
+        *_dropped(Invocation(root), within),
         f"  {escape(outcome.destination)}",
+        *([f"  view it at {escape(outcome.trace_url)}"] if outcome.trace_url else []),
         f"  wall time {root.duration_seconds:.3f} s; "
         + ", ".join(f"{n} {escape(status)}" for status, n in counts.most_common()),
     ]
@@ -91,13 +95,16 @@ def render_summary(plan: Plan, outcome: Outcome) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary_document(plan: Plan, destination: str, warnings: Sequence[str] = ()) -> dict[str, object]:
+def summary_document(
+    plan: Plan, destination: str, warnings: Sequence[str] = (), trace_url: str | None = None
+) -> dict[str, object]:
     """One run's summary as a JSON-serialisable document (``--format json``), versioned.
 
     Args:
         plan: The replayed plan.
         destination: Where the spans went, in words.
         warnings: The run's warnings.
+        trace_url: The link to the trace (``--trace-url``): the key ``trace_url`` only when given.
 
     Returns:
         The document; its keys are pinned by a test.
@@ -129,9 +136,20 @@ def summary_document(plan: Plan, destination: str, warnings: Sequence[str] = ())
         "idle_share": analysis.idle_share,
         "warnings": list(warnings),
     }
+    if trace_url is not None:
+        document["trace_url"] = trace_url
     within = inside(plan)
     if within.logged:  # a plan without dbt's log keeps the document it always had
         document.update(_inside_document(every, within))
+    dropped = Invocation(plan.invocation).dropped
+    if dropped is not None and dropped.spans:  # only when --phases, --select or --min-duration dropped some
+        document["dropped"] = {
+            "nodes": dropped.nodes,
+            "phases": dropped.phases,
+            "inside": dropped.inside,
+            "spans": dropped.spans,
+            "by": list(Invocation(plan.invocation).dropped_by),
+        }
     return document
 
 
@@ -214,6 +232,19 @@ def _threads(analysis: RunAnalysis) -> list[str]:
             f"{thread.busy_seconds:8.3f} s  {thread.nodes} nodes"
         )
     return lines
+
+
+def _dropped(invocation: Invocation, within: Inside) -> list[str]:
+    """``  kept 12 of 33 nodes and 0 of 60 phases; 81 spans dropped (--phases none)``, when any were."""
+    dropped = invocation.dropped
+    if dropped is None or not dropped.spans:
+        return []
+    nodes, phases = within.counts[SpanRole.NODE], within.counts[SpanRole.PHASE]
+    by = " ".join(escape(option) for option in invocation.dropped_by)
+    return [
+        f"  kept {nodes} of {nodes + dropped.nodes} nodes and {phases} of {phases + dropped.phases} phases; "
+        f"{_plural(dropped.spans, 'span')} dropped ({by})"
+    ]
 
 
 def _plural(count: int, noun: str) -> str:
@@ -313,11 +344,15 @@ def render_run_line(run: RunReport) -> str:
     return f"{line}: {escape(' '.join(run.message.split()))}" if run.message else line
 
 
-def backfill_summary(report: BackfillReport) -> dict[str, object]:
+def backfill_summary(
+    report: BackfillReport, trace_url: Callable[[str], str] | None = None
+) -> dict[str, object]:
     """The backfill as a JSON-serialisable document (``--format json``).
 
     Args:
         report: The backfill's report.
+        trace_url: The link to a trace from its id (``--trace-url``): then each run with a
+            trace id has the key ``trace_url``.
 
     Returns:
         ``{"version": 1, "totals": {...}, "runs": [...]}``.
@@ -339,6 +374,7 @@ def backfill_summary(report: BackfillReport) -> dict[str, object]:
                 "nodes": run.nodes,
                 "spans": run.spans,
                 "message": run.message,
+                **({"trace_url": trace_url(run.trace_id)} if trace_url and run.trace_id else {}),
             }
             for run in report.runs
         ],

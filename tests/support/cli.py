@@ -24,6 +24,12 @@ CLEAN_ENV = {
     "OTEL_EXPORTER_OTLP_PROTOCOL": "",
     "OTEL_EXPORTER_OTLP_HEADERS": "",
     "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "",
+    "OTEL_SDK_DISABLED": "",
+    "OTEL_TRACES_EXPORTER": "",
+    "GITHUB_STEP_SUMMARY": "",
+    "DBT_OTEL_REPLAY_TRACE_URL": "",
 }
 """The variables the tool reads, empty (the tool treats an empty variable as unset)."""
 

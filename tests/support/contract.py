@@ -24,6 +24,15 @@ FAILED = {"error", "fail", "runtime error"}
 # Where a manifest keeps what a result can name (unit tests, run-operation macros, no-op exposures ...).
 SECTIONS = ("nodes", "unit_tests", "macros", "exposures", "saved_queries", "semantic_models", "sources")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+# What people type for each args.which that is not typed as written (dbt-core's cli/types.py Command;
+# source-freshness from the argparse CLI before 1.5).
+COMMANDS = {
+    "generate": "docs generate",
+    "serve": "docs serve",
+    "freshness": "source freshness",
+    "source-freshness": "source freshness",
+}
+INTERNAL, SERVER, CLIENT = 1, 2, 3
 
 
 @dataclass
@@ -40,6 +49,7 @@ class SpanRecord:
     status_message: str = ""
     events: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
     resource: dict[str, Any] = field(default_factory=dict)
+    kind: int = 0
 
 
 def _any(value: AnyValue) -> Any:
@@ -65,6 +75,7 @@ def from_proto(span: Span, resource: dict[str, Any] | None = None) -> SpanRecord
             (e.name, e.time_unix_nano, {kv.key: _any(kv.value) for kv in e.attributes}) for e in span.events
         ],
         resource=resource or {},
+        kind=span.kind,
     )
 
 
@@ -105,6 +116,7 @@ def from_otlp_json_lines(text: str) -> list[SpanRecord]:
                                 for e in span.get("events", [])
                             ],
                             resource=resource,
+                            kind=span.get("kind", 0),
                         )
                     )
     return records
@@ -201,14 +213,25 @@ def check_contract(
     roots = [s for s in spans if s.parent_span_id == expected_root_parent]
     assert len(roots) == 1, f"expected one invocation span, got {[r.name for r in roots]}"
     root = roots[0]
-    assert root.name == f"dbt {run_results.get('args', {}).get('which', 'run')}"
+    which = (run_results.get("args") or {}).get("which") or "run"
+    assert root.name == f"dbt {COMMANDS.get(which, which)}"
+    assert root.kind == SERVER  # a CI/CD pipeline run
     assert root.end == nanos(metadata["generated_at"])
     if metadata.get("invocation_started_at"):
         assert root.start == nanos(metadata["invocation_started_at"])
     else:
         assert root.start == root.end - round(run_results["elapsed_time"] * 1e9)
-    any_failed = any(r["status"] in FAILED for r in results)
-    assert (root.status_code == 2) == any_failed
+    failed = [r for r in results if r["status"] in FAILED]
+    assert (root.status_code == 2) == bool(failed)
+    if failed:  # the counts, then the first three failing nodes, then how many more
+        counts = Counter(r["status"] for r in failed)
+        named = ", ".join(r["unique_id"] for r in failed[:3])
+        more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+        expected = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) + f": {named}{more}"
+        assert root.status_message == expected
+        assert root.attributes["error.type"] == failed[0]["status"]
+    else:
+        assert "error.type" not in root.attributes
 
     # Rule 3: one node span per result.
     node_spans = [s for s in spans if "dbt.node.unique_id" in s.attributes]
@@ -228,11 +251,14 @@ def check_contract(
         else:
             assert span.start == span.end, f"{result['unique_id']}: invented a duration"
             assert span.start == _skip_moment(result["unique_id"], results, manifest, root.end)
+        assert span.kind == INTERNAL
         if result["status"] in FAILED:
             assert span.status_code == 2
             assert span.status_message == (result.get("message") or result["status"])
+            assert span.attributes["error.type"], result["unique_id"]
         else:
             assert span.status_code == 0
+            assert "error.type" not in span.attributes
         if result["status"] == "warn":
             assert [e[0] for e in span.events] == ["dbt.warn"]
 
@@ -255,6 +281,16 @@ def check_contract(
             (t["name"], nanos(t["started_at"]), nanos(t["completed_at"])) for t in timing
         )
         assert all("dbt.node.unique_id" not in p.attributes for p in phases)
+        # execute is a call to the warehouse (CLIENT), with its node's db.* attributes; compile is not
+        for phase in phases:
+            database = {
+                k: v for k, v in span.attributes.items() if k.startswith("db.") and k != "db.query.text"
+            }
+            if phase.attributes["dbt.phase"] == "execute":
+                assert phase.kind == CLIENT
+                assert {k: v for k, v in phase.attributes.items() if k != "dbt.phase"} == database
+            else:
+                assert phase.kind == INTERNAL and set(phase.attributes) == {"dbt.phase"}
 
     # Nothing else: invocation + nodes + phases.
     phase_total = sum(len(r.get("timing") or []) for r in results)

@@ -10,13 +10,31 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from dbt_otel_replay import __version__
 from dbt_otel_replay.plan import Plan
 from dbt_otel_replay.spans import AttributeValue, PlannedSpan
 
 SAMPLED, HAS_IS_REMOTE, IS_REMOTE = 0x01, 0x100, 0x200
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.44.0"
+"""Semantic conventions v1.44, written here on its own (not imported from the package)."""
+
+
+def oracle_request(
+    plan: Plan, resource: Mapping[str, AttributeValue], first: int, count: int
+) -> ExportTraceServiceRequest:
+    """The whole export request holding ``plan.spans[first:first + count]``: resource, scope, schema URLs."""
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add(schema_url=SCHEMA_URL)
+    resource_spans.resource.attributes.extend(key_values(resource))
+    scope_spans = resource_spans.scope_spans.add(schema_url=SCHEMA_URL)
+    scope_spans.scope.name = "dbt-otel-replay"
+    scope_spans.scope.version = __version__
+    scope_spans.spans.extend(oracle_span(plan, s) for s in plan.spans[first : first + count])
+    return request
 
 
 def oracle_span(plan: Plan, planned: PlannedSpan) -> Span:
