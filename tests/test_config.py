@@ -424,3 +424,21 @@ def test_half_a_client_identity_is_refused(protocol: str, variable: str, named: 
 def test_retry_after_is_seconds_or_an_http_date(value: str, seconds: float | None) -> None:
     now = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
     assert retry_after_seconds(value, now) == seconds
+
+
+def test_a_base_endpoint_that_is_already_a_traces_url_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The old --endpoint took a full URL: given one now, the spec's appended path doubles it, and says so."""
+    config = resolve_export_config(endpoint="http://collector:4318/v1/traces", environ={})
+    assert config.endpoint == "http://collector:4318/v1/traces/v1/traces"
+    assert "--endpoint: a base URL whose path already ends in /v1/traces" in caplog.text
+    assert "--traces-endpoint" in caplog.text
+    caplog.clear()
+    assert resolve_export_config(traces_endpoint="http://collector:4318/v1/traces", environ={}).endpoint == (
+        "http://collector:4318/v1/traces"
+    )
+    assert resolve_export_config(endpoint="https://otlp.example/otlp", environ={}).endpoint == (
+        "https://otlp.example/otlp/v1/traces"
+    )
+    assert not caplog.text

@@ -439,6 +439,15 @@ def _endpoint(
         )
     if full:
         return url
+    if parts.path.rstrip("/").endswith(TRACES_PATH):  # a full URL given as a base: the old --endpoint
+        logger.warning(
+            "%s: a base URL whose path already ends in %s: spans go to %s%s; give a full URL with "
+            "--traces-endpoint (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)",
+            source,
+            TRACES_PATH,
+            display_url(url).rstrip("/"),
+            TRACES_PATH,
+        )
     return parts._replace(path=parts.path.rstrip("/") + TRACES_PATH).geturl()
 
 
