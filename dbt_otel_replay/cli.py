@@ -35,7 +35,7 @@ import click
 from . import __version__
 from .backfill import BackfillOptions, RunReport, backfill, honour_exporter
 from .errors import EXIT_INTERNAL_ERROR, EXIT_OK, ExportError, ReplayError
-from .export.config import ExportConfig, Protocol, parse_header, resolve_export_config
+from .export.config import ExportConfig, Exporter, Protocol, parse_header, resolve_export_config
 from .export.file import STDOUT
 from .plan import DEFAULT_SQL_MAX_CHARS, Nesting, Plan, PlanOptions, TraceContext
 from .progress import Progress
@@ -687,6 +687,11 @@ def replay_command(
         traceparent_to=propagation.traceparent_to,
         extra_outputs=tuple(p for p in (html_path, markdown_path) if p is not None),
     )
+    if json_format and options.export is not None and options.export.exporter is Exporter.CONSOLE:
+        raise OneLineUsageError(
+            "--format json cannot share standard output with OTEL_TRACES_EXPORTER=console, which writes "
+            "the trace there: use --output FILE, or unset the variable"
+        )
     with _stoppable(sends=output is None and not dry_run) as stop:
         result = replay(target, options, stop=stop)
     plan = result.plan

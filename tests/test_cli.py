@@ -376,3 +376,16 @@ def test_a_bug_is_one_line_and_exit_70_unless_the_traceback_is_asked_for(
         main, [str(FIXTURES / "build"), "--dry-run"], env={"DBT_OTEL_REPLAY_DEBUG": "1"}
     )
     assert isinstance(shown.exception, ValueError)
+
+
+def test_the_console_exporter_and_a_json_summary_cannot_share_stdout(target: Path) -> None:
+    result = run(str(target), "--format", "json", env={"OTEL_TRACES_EXPORTER": "console"})
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith(
+        "dbt-otel-replay: error: --format json cannot share standard output with OTEL_TRACES_EXPORTER=console"
+    )
+    assert not (target / "traceparent").exists(), "refused before anything is written"
+    written = run(
+        str(target), "--format", "json", "-o", str(target / "t.json"), env={"OTEL_TRACES_EXPORTER": "console"}
+    )
+    assert written.exit_code == 0 and json.loads(written.stdout)["version"] == 1

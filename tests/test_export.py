@@ -254,6 +254,20 @@ def test_grpc_retry_info_is_honoured_and_the_user_agent_names_the_tool() -> None
     assert all(c["user-agent"].startswith(f"dbt-otel-replay/{__version__} grpc-python/") for c in calls)
 
 
+def test_resource_exhausted_without_retry_info_is_not_retried(otlp_receiver: OtlpReceiver) -> None:
+    """OTLP: RESOURCE_EXHAUSTED is retryable only when the server says recovery is possible (RetryInfo)."""
+    otlp_receiver.fail_next(5, grpc_code=grpc.StatusCode.RESOURCE_EXHAUSTED, message="queue full")
+    config = resolve_export_config(endpoint=otlp_receiver.grpc_endpoint, protocol="grpc", environ={})
+    waits: list[float] = []
+    delivery = deliver(encode_requests(PLAN, {"service.name": "dbt"}), config, sleep=waits.append)
+    assert not delivery.complete and waits == [] and len(otlp_receiver.attempts) == 1
+    assert "gRPC RESOURCE_EXHAUSTED: queue full (no RetryInfo" in delivery.problems[0]
+    otlp_receiver.reset_faults()
+    otlp_receiver.fail_next(1, grpc_code=grpc.StatusCode.RESOURCE_EXHAUSTED, retry_after=0.2)
+    assert deliver(encode_requests(PLAN, {"service.name": "dbt"}), config, sleep=waits.append).complete
+    assert waits == [0.2], "with RetryInfo it is retried after the delay the collector asked for"
+
+
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_partial_success_is_a_failure_in_the_collectors_words(
     otlp_receiver: OtlpReceiver, protocol: str

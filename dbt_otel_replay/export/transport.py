@@ -58,6 +58,8 @@ RETRYABLE_GRPC_CODES = frozenset(
     }
 )
 """gRPC codes (``grpc.StatusCode`` names) the OTLP specification calls retryable."""
+EXHAUSTED = "RESOURCE_EXHAUSTED"
+"""Retryable only when the status carries RetryInfo (the OTLP specification, "Failures")."""
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 """The OTLP/gRPC method that receives traces."""
 RETRYABLE_HTTP_STATUSES = frozenset({429, 502, 503, 504})
@@ -171,7 +173,14 @@ class GrpcTransport:
             if misconfigured is not None:
                 raise PermanentError(f"gRPC {code.name}: {misconfigured}") from None
             if code.name in RETRYABLE_GRPC_CODES and not _is_tls_failure(details):
-                raise RetryableError(reason, _grpc_retry_delay(exc)) from None
+                delay = _grpc_retry_delay(exc)
+                if code.name == EXHAUSTED and delay is None:
+                    # OTLP: RESOURCE_EXHAUSTED is retryable "only if the server signals that the
+                    # recovery from resource exhaustion is possible", by returning RetryInfo
+                    raise PermanentError(
+                        f"{reason} (no RetryInfo: the collector cannot take it now)"
+                    ) from None
+                raise RetryableError(reason, delay) from None
             raise PermanentError(_tls_hint(reason, self._config)) from None
         return _answer(response, self._config)
 

@@ -116,7 +116,7 @@ class ServerTls:
 
 PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
 JSON_CONTENT_TYPE = "application/json"
-RETRY_INFO_METADATA_KEY = "google.rpc.retryinfo-bin"
+STATUS_DETAILS_METADATA_KEY = "grpc-status-details-bin"
 
 
 # --------------------------------------------------------------------------- #
@@ -256,10 +256,16 @@ def _metadata_value(value: str | bytes) -> str:
 
 
 def _abort_grpc(context: grpc.ServicerContext, failure: _Failure) -> None:
-    """Abort the call with the failure's status code (and RetryInfo if set)."""
+    """Abort the call with the failure's status code (and RetryInfo if set).
+
+    RetryInfo travels as gRPC's rich error model carries it: a google.rpc.Status with the detail,
+    in the ``grpc-status-details-bin`` trailer (what grpcio-status and the collectors send).
+    """
     if failure.retry_after is not None:
         info = error_details_pb2.RetryInfo(retry_delay=_duration(failure.retry_after))
-        context.set_trailing_metadata(((RETRY_INFO_METADATA_KEY, info.SerializeToString()),))
+        status = status_pb2.Status(code=failure.grpc_code.value[0], message=failure.message)
+        status.details.add().Pack(info)
+        context.set_trailing_metadata(((STATUS_DETAILS_METADATA_KEY, status.SerializeToString()),))
     context.abort(failure.grpc_code, failure.message)
 
 
