@@ -217,8 +217,9 @@ def test_retry_after_as_an_http_date_is_honoured() -> None:
     assert [h["user-agent"] for h in _RetryAfterDate.seen] == [f"dbt-otel-replay/{__version__}"] * 2
 
 
-def _retry_info_server(delay: float) -> tuple[grpc.Server, int, list[dict[str, str]]]:
-    """A gRPC server whose first Export fails RESOURCE_EXHAUSTED with RetryInfo in the status details."""
+def _retry_info_server(delay: float, *, bare: bool = False) -> tuple[grpc.Server, int, list[dict[str, str]]]:
+    """A gRPC server whose first Export fails RESOURCE_EXHAUSTED with RetryInfo: in the status details,
+    or (``bare``) alone in ``google.rpc.retryinfo-bin``, as opentelemetry-python's exporter reads it."""
     calls: list[dict[str, str]] = []
 
     def export(request: bytes, context: grpc.ServicerContext) -> bytes:
@@ -228,7 +229,10 @@ def _retry_info_server(delay: float) -> tuple[grpc.Server, int, list[dict[str, s
             info.retry_delay.FromNanoseconds(int(delay * 1e9))
             status = status_pb2.Status(code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], message="slow down")
             status.details.add().Pack(info)
-            context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
+            if bare:
+                context.set_trailing_metadata((("google.rpc.retryinfo-bin", info.SerializeToString()),))
+            else:
+                context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "slow down")
         return b""
 
@@ -242,8 +246,9 @@ def _retry_info_server(delay: float) -> tuple[grpc.Server, int, list[dict[str, s
     return server, port, calls
 
 
-def test_grpc_retry_info_is_honoured_and_the_user_agent_names_the_tool() -> None:
-    server, port, calls = _retry_info_server(1.25)
+@pytest.mark.parametrize("bare", [False, True], ids=["status-details", "bare-retry-info"])
+def test_grpc_retry_info_is_honoured_and_the_user_agent_names_the_tool(bare: bool) -> None:
+    server, port, calls = _retry_info_server(1.25, bare=bare)
     try:
         config = resolve_export_config(endpoint=f"http://127.0.0.1:{port}", protocol="grpc", environ={})
         waits: list[float] = []

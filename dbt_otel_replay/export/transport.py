@@ -69,6 +69,8 @@ USER_AGENT = f"dbt-otel-replay/{__version__}"
 """What every request names as its client (the OTLP Exporter specification: exporters SHOULD emit a
 User-Agent identifying the exporter); gRPC adds its own version after it."""
 GRPC_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+GRPC_RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
+"""A bare RetryInfo trailer: what opentelemetry-python's exporter reads, so some receivers send it."""
 """The trailing metadata carrying a google.rpc.Status with details (RetryInfo among them)."""
 PROBE_SECONDS = 1.0
 """The most a diagnosis of a closed connection may take (one TLS handshake)."""
@@ -273,19 +275,23 @@ def _grpc_retry_delay(exc: Exception) -> float | None:
     trailers = getattr(exc, "trailing_metadata", None)  # an RpcError that is a call has them
     metadata = trailers() if callable(trailers) else None
     for key, value in metadata or ():
-        if key != GRPC_STATUS_DETAILS_KEY or not isinstance(value, bytes):
+        if not isinstance(value, bytes) or key not in (GRPC_STATUS_DETAILS_KEY, GRPC_RETRY_INFO_KEY):
             continue
-        status = RpcStatus()
         try:
-            status.ParseFromString(value)
-            for detail in status.details:
-                if detail.Is(RetryInfo.DESCRIPTOR):
-                    info = RetryInfo()
-                    detail.Unpack(info)
-                    seconds: float = info.retry_delay.ToNanoseconds() / 1e9
-                    return max(seconds, 0.0)
+            if key == GRPC_RETRY_INFO_KEY:  # a bare RetryInfo, as opentelemetry-python's receivers send it
+                infos = [RetryInfo.FromString(value)]
+            else:
+                status = RpcStatus.FromString(value)
+                infos = []
+                for detail in status.details:
+                    if detail.Is(RetryInfo.DESCRIPTOR):
+                        infos.append(RetryInfo())
+                        detail.Unpack(infos[-1])
         except DecodeError:
             return None
+        for info in infos:
+            seconds: float = info.retry_delay.ToNanoseconds() / 1e9
+            return max(seconds, 0.0)
     return None
 
 

@@ -117,6 +117,7 @@ class ServerTls:
 PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
 JSON_CONTENT_TYPE = "application/json"
 STATUS_DETAILS_METADATA_KEY = "grpc-status-details-bin"
+RETRY_INFO_METADATA_KEY = "google.rpc.retryinfo-bin"
 
 
 # --------------------------------------------------------------------------- #
@@ -258,14 +259,21 @@ def _metadata_value(value: str | bytes) -> str:
 def _abort_grpc(context: grpc.ServicerContext, failure: _Failure) -> None:
     """Abort the call with the failure's status code (and RetryInfo if set).
 
-    RetryInfo travels as gRPC's rich error model carries it: a google.rpc.Status with the detail,
-    in the ``grpc-status-details-bin`` trailer (what grpcio-status and the collectors send).
+    RetryInfo travels both ways receivers send it: as gRPC's rich error model carries it (a
+    google.rpc.Status with the detail in the ``grpc-status-details-bin`` trailer, what grpcio-status
+    and the collectors send) and bare in ``google.rpc.retryinfo-bin`` (what opentelemetry-python's
+    exporter reads).
     """
     if failure.retry_after is not None:
         info = error_details_pb2.RetryInfo(retry_delay=_duration(failure.retry_after))
         status = status_pb2.Status(code=failure.grpc_code.value[0], message=failure.message)
         status.details.add().Pack(info)
-        context.set_trailing_metadata(((STATUS_DETAILS_METADATA_KEY, status.SerializeToString()),))
+        context.set_trailing_metadata(
+            (
+                (STATUS_DETAILS_METADATA_KEY, status.SerializeToString()),
+                (RETRY_INFO_METADATA_KEY, info.SerializeToString()),
+            )
+        )
     context.abort(failure.grpc_code, failure.message)
 
 
