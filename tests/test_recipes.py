@@ -469,19 +469,16 @@ def test_replay_step_with_the_real_cli_joins_the_upstream_trace(
     assert "s3cr3t" not in result.stdout + result.stderr
 
 
-def test_the_action_passes_traces_endpoint_as_the_first_further_option(action: dict[str, Any]) -> None:
+def test_the_action_passes_traces_endpoint_to_the_step(action: dict[str, Any]) -> None:
     (step,) = [step for step in action["runs"]["steps"] if step.get("id") == "replay"]
-    (expression,) = expressions(step["env"]["INPUT_ARGS"])
-    assert expression == (
-        "inputs.traces-endpoint != '' && format('--traces-endpoint {0} {1}', inputs.traces-endpoint, "
-        "inputs.args) || inputs.args"
-    )
+    assert step["env"]["INPUT_TRACES_ENDPOINT"] == "${{ inputs.traces-endpoint }}"
+    assert step["env"]["INPUT_ARGS"] == "${{ inputs.args }}"
 
 
 def test_replay_step_with_a_traces_endpoint_and_a_base_endpoint(
     tmp_path: Path, target: Path, otlp_receiver: OtlpReceiver
 ) -> None:
-    """What the action's INPUT_ARGS carries for traces-endpoint: the full URL wins over the base."""
+    """The action's traces-endpoint input: the full URL wins over the base."""
     files = GithubFiles(tmp_path)
     result = run_replay_step(
         files,
@@ -489,7 +486,8 @@ def test_replay_step_with_a_traces_endpoint_and_a_base_endpoint(
         CLI_BINARY,
         INPUT_TARGET=str(target),
         INPUT_ENDPOINT="http://127.0.0.1:1/otlp",  # a base URL that would fail: never used
-        INPUT_ARGS=f"--traces-endpoint {otlp_receiver.http_endpoint} --quiet",
+        INPUT_TRACES_ENDPOINT=otlp_receiver.http_endpoint,
+        INPUT_ARGS="--quiet",
     )
     assert result.returncode == 0, result.stderr
     assert otlp_receiver.span_count() > 0

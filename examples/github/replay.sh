@@ -7,7 +7,8 @@
 #
 # Environment (all optional):
 #   INPUT_TARGET        dbt's target directory (or a run_results.json path); default: target
-#   INPUT_ENDPOINT      --endpoint (else OTEL_EXPORTER_OTLP_* decide)
+#   INPUT_ENDPOINT      --endpoint: the collector's base URL (else OTEL_EXPORTER_OTLP_* decide)
+#   INPUT_TRACES_ENDPOINT  --traces-endpoint: the full traces URL, used as is
 #   INPUT_PROTOCOL      --protocol: grpc, http/protobuf or http/json
 #   INPUT_HEADERS       KEY=VALUE headers, one per line (values may then hold commas) or
 #                       comma-separated on one line; each becomes --header
@@ -28,6 +29,7 @@ fi
 # The command named: a target directory called like a command (e.g. backfill) is still replayed.
 args=(replay "$target" --traceparent-to "$carrier")
 [[ -z ${INPUT_ENDPOINT:-} ]] || args+=(--endpoint "$INPUT_ENDPOINT")
+[[ -z ${INPUT_TRACES_ENDPOINT:-} ]] || args+=(--traces-endpoint "$INPUT_TRACES_ENDPOINT")
 [[ -z ${INPUT_PROTOCOL:-} ]] || args+=(--protocol "$INPUT_PROTOCOL")
 [[ -z ${INPUT_SERVICE_NAME:-} ]] || args+=(--service-name "$INPUT_SERVICE_NAME")
 headers=${INPUT_HEADERS:-}
