@@ -71,6 +71,8 @@ class RunReport:
     run_results: Path
     outcome: RunOutcome
     trace_id: str | None = None
+    span_id: str | None = None
+    """The root (invocation) span's id, with the trace id."""
     command: str | None = None
     nodes: int = 0
     spans: int = 0
@@ -316,6 +318,7 @@ def _replay_all(
                 run.run_results,
                 RunOutcome.PLANNED,
                 trace_id=prepared.plan.trace_id,
+                span_id=prepared.plan.invocation.span_id,
                 command=prepared.plan.invocation.name,
                 nodes=len(prepared.plan.nodes),
                 spans=prepared.span_count,

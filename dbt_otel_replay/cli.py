@@ -740,7 +740,7 @@ def replay_command(
 @_spill("none: a run not delivered stays out of the ledger and the next backfill sends it again")
 @_content
 @_format("One line per run on stdout and the totals on stderr, or one versioned JSON summary on stdout.")
-@_trace_url("in each run of --format json", "trace_id")
+@_trace_url("in each run of --format json", "trace_id", "span_id")
 @_quiet
 def backfill_command(
     dirs: tuple[Path, ...],

@@ -55,6 +55,18 @@ def test_critical_path_of_the_fixture_build_matches_the_hand_computed_chain() ->
     assert analysis.critical_seconds == (window(expected[-1])[1] - window(expected[0])[0]) / 1e9
 
 
+def test_a_plan_is_analysed_once_for_all_its_views() -> None:
+    """--html, --waterfall and the summary of one run each asked for it: three analyses of one plan."""
+    plan = plan_trace(load_artifacts(BUILD))
+    first = analyse(plan)
+    assert analyse(plan) is first
+    other = plan_trace(load_artifacts(LOGGED))
+    assert analyse(other) is not first
+    assert analyse(other).critical_path != first.critical_path
+    again = plan_trace(load_artifacts(BUILD))  # an equal plan, another object: analysed anew, alike
+    assert analyse(again) is not first and analyse(again) == first
+
+
 def test_the_chain_steps_to_the_parent_that_finished_last_before_the_start() -> None:
     windows = {
         "a": Window(0, 10),

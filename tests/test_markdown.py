@@ -16,10 +16,12 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from dbt_otel_replay.cli import TRACE_URL_VARIABLE
 from dbt_otel_replay.terminal import escape
 from dbt_otel_replay.views import check_trace_url, render_markdown, trace_url
 from dbt_otel_replay.views.markdown import CELL_CHARS, cell
 from tests.support.cli import run_cli as run
+from tests.support.contract import from_otlp_json_lines
 
 HOSTILE = [
     "a | b",
@@ -335,12 +337,18 @@ def test_backfill_json_runs_carry_the_url(target: Path, tmp_path: Path) -> None:
     assert [r["trace_url"] for r in runs] == [f"https://t.example/{runs[0]['trace_id']}"]
 
 
-def test_backfill_refuses_span_id(target: Path, tmp_path: Path) -> None:
-    result = run("backfill", str(target), "-o", str(tmp_path / "t.json"), "--trace-url", TEMPLATE)
-    assert result.exit_code == 2
-    assert result.stderr == (
-        "dbt-otel-replay: error: --trace-url: unknown placeholder {span_id}: use {trace_id}\n"
+def test_backfill_fills_span_id_per_run_as_a_replay_does(target: Path, tmp_path: Path) -> None:
+    """A job sets DBT_OTEL_REPLAY_TRACE_URL once; with {span_id} in it a backfill step exited 2."""
+    out = tmp_path / "t.json"
+    result = run(
+        "backfill", str(target), "-o", str(out), "--format", "json", env={TRACE_URL_VARIABLE: TEMPLATE}
     )
+    assert result.exit_code == 0, result.stderr
+    [entry] = json.loads(result.stdout)["runs"]
+    replayed = run(str(target), "-o", str(tmp_path / "one.json"), "--format", "json", "--trace-url", TEMPLATE)
+    assert entry["trace_url"] == json.loads(replayed.stdout)["trace_url"]
+    [root] = [s for s in from_otlp_json_lines(out.read_text()) if not s.parent_span_id]
+    assert entry["trace_url"].endswith(f"traceId={root.trace_id}&spanId={root.span_id}")
 
 
 def test_render_markdown_is_pure_and_deterministic(target: Path) -> None:

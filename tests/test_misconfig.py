@@ -9,8 +9,10 @@ carry no raw protocol bytes, name the fix, and come without retries (issue #13).
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -197,6 +199,51 @@ def test_plaintext_grpc_at_a_tls_collector(tls_receiver: OtlpReceiver, tmp_path:
         result,
         EXIT_EXPORT_FAILED,
         "the collector speaks TLS on this port and closed the plaintext connection: use https://",
+    )
+
+
+@needs_openssl
+def test_plaintext_http_at_a_tls_collector(
+    tls_receiver: OtlpReceiver, tls_files: TlsFiles, tmp_path: Path
+) -> None:
+    """It was retried until --timeout as "cannot reach the collector: Connection reset by peer"."""
+    endpoint = tls_receiver.http_base_endpoint.replace("https", "http")
+    result = run(tmp_path, "--endpoint", endpoint)
+    assert_one_line(
+        result,
+        EXIT_EXPORT_FAILED,
+        "the collector speaks TLS on this port and closed the plaintext connection: use https://",
+    )
+    fixed = run(
+        tmp_path,
+        "--endpoint",
+        tls_receiver.http_base_endpoint,
+        env={"OTEL_EXPORTER_OTLP_CERTIFICATE": str(tls_files.ca)},
+    )
+    assert fixed.exit_code == 0 and fixed.lines == [], "the fix it names works"
+
+
+GO_PLAINTEXT_AT_TLS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+"""What Go's net/http (the OpenTelemetry Collector's server) writes to a plaintext request on a TLS
+port, byte for byte (net/http's server.go): no Go toolchain here, so a socket writes it."""
+
+
+def test_plaintext_http_at_a_collector_that_answers_400_for_it(tmp_path: Path) -> None:
+    """The Collector answers instead of resetting: the same hint, not "HTTP 400: Client sent..."."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+
+        def answer() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(GO_PLAINTEXT_AT_TLS)
+
+        threading.Thread(target=answer, daemon=True).start()
+        result = run(tmp_path, "--endpoint", f"http://127.0.0.1:{server.getsockname()[1]}")
+    assert_one_line(
+        result,
+        EXIT_EXPORT_FAILED,
+        "HTTP 400: the collector speaks TLS on this port and closed the plaintext connection: use https://",
     )
 
 

@@ -21,9 +21,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from dbt_otel_replay.artifacts import load_artifacts
+from dbt_otel_replay.export.config import resolve_export_config
+from dbt_otel_replay.export.protobuf import encode_requests
+from dbt_otel_replay.export.transport import RetryableError, StalledError, open_transport
 from dbt_otel_replay.plan import plan_trace
 from tests.support.contract import copy_pair, from_otlp_json_lines
 from tests.support.receiver import OtlpReceiver
@@ -214,12 +218,67 @@ def test_a_slow_answer_never_outlives_the_timeout(
     assert code == 3, stderr
     assert seconds < 2 + STOP_SECONDS + 3, f"took {seconds:.1f} s with a 2 s timeout"  # plus start-up
     [line] = error_lines(stderr)
-    # the deadline over the whole answer, or (hang) the read timeout of the one attempt it left
-    assert "the collector or the network is stalled" in line and " 2 s" in line, line
+    # the same words whether the deadline (trickles) or the attempt's read timeout (hang) saw it first
+    assert "no complete answer within 2 s: the collector or the network is stalled (see --timeout)" in line
     spill = target / "otel-replay-unsent.json"
     assert f"{BUILD_SPANS} spans saved to {spill}" in line
     assert len(ids_in(spill)) == BUILD_SPANS
     assert (target / "traceparent").exists()
+
+
+@pytest.mark.parametrize("mode", ["trickle_body", "trickle_headers", "hang"])
+def test_an_attempt_whose_time_runs_out_mid_answer_is_a_stall(mode: str) -> None:
+    """A CI failure: a body late past the attempt's read timeout read as "cannot reach the collector".
+
+    Which of the deadline and the socket's read timeout sees a trickle first is a race, so the
+    transport itself must call both a stall; here the read timeout (0.5 s) always comes first.
+    """
+    request = encode_requests(plan_trace(load_artifacts(FIXTURES / "build")), {})[0]
+    with SlowServer(mode, delay=2.0) as server:
+        config = resolve_export_config(endpoint=server.endpoint, timeout=10, environ={})
+        transport = open_transport(config)
+        try:
+            with pytest.raises(StalledError):
+                transport.send(request, timeout=0.5)
+        finally:
+            transport.close()
+
+
+def test_a_grpc_call_past_its_deadline_is_a_stall_and_a_collectors_deadline_exceeded_is_retried(
+    otlp_receiver: OtlpReceiver,
+) -> None:
+    """gRPC's own deadline is the request's, spent; DEADLINE_EXCEEDED sent early is the collector's."""
+    request = encode_requests(plan_trace(load_artifacts(FIXTURES / "build")), {})[0]
+    config = resolve_export_config(
+        endpoint=otlp_receiver.grpc_endpoint, protocol="grpc", timeout=10, environ={}
+    )
+    transport = open_transport(config)
+    try:
+        otlp_receiver.set_response_delay(2.0)
+        with pytest.raises(StalledError, match="DEADLINE_EXCEEDED"):
+            transport.send(request, timeout=0.5)
+        otlp_receiver.set_response_delay(0)
+        otlp_receiver.fail_next(1, grpc_code=grpc.StatusCode.DEADLINE_EXCEEDED)
+        with pytest.raises(RetryableError, match="DEADLINE_EXCEEDED") as raised:
+            transport.send(request, timeout=5)
+        assert not isinstance(raised.value, StalledError)
+        assert transport.send(request, timeout=5).rejected_spans == 0
+    finally:
+        transport.close()
+
+
+def test_an_answer_cut_off_midway_is_retried_and_said_so(tmp_path: Path, env: dict[str, str]) -> None:
+    """Headers, ten bytes of a promised 64, then the connection closes: retryable, and not a stall."""
+    target = tmp_path / "target"
+    copy_pair(FIXTURES / "build", target)
+    with SlowServer("cut") as server:
+        code, _, stderr = finish(start(env, str(target), "--endpoint", server.endpoint, "--timeout", "1"))
+        tried = server.requests()
+    assert code == 3, stderr
+    assert tried > 1, "a cut-off answer is retried"
+    [line] = error_lines(stderr)
+    assert "the answer was cut off: " in line and "stalled" not in line, line
+    assert f"{BUILD_SPANS} spans saved to " in line
 
 
 def test_ctrl_c_while_the_answer_trickles_stops_at_once(tmp_path: Path, env: dict[str, str]) -> None:

@@ -138,6 +138,12 @@ SCENARIOS: dict[str, Callable[[Path, OtlpReceiver], Outcome]] = {
     ),
     "gRPC UNAVAILABLE: the collector speaks TLS on this port and closed the plaintext connection: use "
     "https:// (and OTEL_EXPORTER_OTLP_CERTIFICATE for a private CA)": lambda tmp, _: _plaintext_to_tls(tmp),
+    "the answer was cut off: ... (gave up after N attempts in S s; see --timeout); M spans saved to FILE: "
+    "re-send them with `dbt-otel-replay resend FILE`": lambda tmp, _: _cut_off(tmp),
+    ".../v1/traces: the collector speaks TLS on this port and closed the plaintext connection: "
+    "use https:// (and OTEL_EXPORTER_OTLP_CERTIFICATE for a private CA)": lambda tmp, _: _plaintext_to_tls(
+        tmp, "http/protobuf"
+    ),
     "no complete answer within S s: the collector or the network is stalled (see --timeout); M spans saved "
     "to FILE: re-send them with `dbt-otel-replay resend FILE`": lambda tmp, _: _trickling(tmp),
     "stopped by SIGTERM after N of M spans were delivered; K spans saved to FILE: re-send them with "
@@ -304,6 +310,12 @@ def _unwritable_target(tmp: Path) -> Outcome:
     )
 
 
+def _cut_off(tmp: Path) -> Outcome:
+    """A server that closes the connection ten bytes into its answer's body."""
+    with SlowServer("cut") as server:
+        return cli(str(target(tmp)), "--endpoint", server.endpoint, "--timeout", "1")
+
+
 def _trickling(tmp: Path) -> Outcome:
     """A server that sends its answer's headers, then a byte a second: the deadline covers the answer."""
     with SlowServer("trickle_body", delay=1.0) as server:
@@ -388,13 +400,14 @@ def _mutual_tls_without_a_certificate(tmp: Path) -> Outcome:
         )
 
 
-def _plaintext_to_tls(tmp: Path) -> Outcome:
+def _plaintext_to_tls(tmp: Path, protocol: str = "grpc") -> Outcome:
     if OPENSSL is None:
         pytest.skip("needs the openssl command line")
     files = make_tls_files(tmp / "tls")
     with OtlpReceiver(tls=ServerTls(files.server_cert, files.server_key)) as receiver:
-        endpoint = receiver.grpc_endpoint.replace("https:", "http:")
-        return cli(str(target(tmp)), "--endpoint", endpoint, "--protocol", "grpc", "--timeout", "2")
+        endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_base_endpoint
+        endpoint = endpoint.replace("https:", "http:")
+        return cli(str(target(tmp)), "--endpoint", endpoint, "--protocol", protocol, "--timeout", "2")
 
 
 def test_every_documented_message_has_a_scenario() -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ..stopping import STOP_GRACE_SECONDS, in_background
 from .config import ExportConfig
 from .requests import EncodedRequest
-from .transport import Answer, PermanentError, RetryableError, Transport, open_transport
+from .transport import Answer, PermanentError, RetryableError, StalledError, Transport, open_transport
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +225,11 @@ class _Tally:
         )
 
 
+def _stalled(timeout: float) -> str:
+    """What a request whose deadline ran out before its answer was complete is reported as."""
+    return f"no complete answer within {timeout:g} s: the collector or the network is stalled (see --timeout)"
+
+
 class _Stopped(Exception):
     """The request was not answered before a stop request's grace ran out."""
 
@@ -247,10 +252,7 @@ def _answer_of(flight: _InFlight, halt: threading.Event, clock: Callable[[], flo
                 return flight.answer.result()
             if now >= stop_by:
                 raise _Stopped
-            raise RetryableError(
-                f"no complete answer within {flight.timeout:g} s: the collector or the network is "
-                "stalled (see --timeout)"
-            )
+            raise RetryableError(_stalled(flight.timeout))
         try:
             return flight.answer.result(timeout=min(POLL_SECONDS, min(overdue, stop_by) - now))
         except FutureTimeout:
@@ -280,6 +282,8 @@ def _send_with_retry(
     while True:
         try:
             return sender.send(request, timeout=max(deadline - clock(), MIN_ATTEMPT_SECONDS))
+        except StalledError:  # the attempt had what was left of the deadline: it is spent
+            raise RetryableError(_stalled(config.timeout)) from None
         except RetryableError as exc:
             asked = exc.retry_after
             wait = asked if asked is not None else backoff * (1 + JITTER * (2 * jitter() - 1))

@@ -69,15 +69,22 @@ USER_AGENT = f"dbt-otel-replay/{__version__}"
 """What every request names as its client (the OTLP Exporter specification: exporters SHOULD emit a
 User-Agent identifying the exporter); gRPC adds its own version after it."""
 GRPC_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+"""The trailing metadata carrying a google.rpc.Status with details (RetryInfo among them)."""
 GRPC_RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
 """A bare RetryInfo trailer: what opentelemetry-python's exporter reads, so some receivers send it."""
-"""The trailing metadata carrying a google.rpc.Status with details (RetryInfo among them)."""
 PROBE_SECONDS = 1.0
 """The most a diagnosis of a closed connection may take (one TLS handshake)."""
 _GRPC_ON_HTTP1 = ("expected settings frame", "http1.x server")
 """What gRPC's C core says when the port answers HTTP/1.1 (newer, older wording)."""
 _NOT_TLS = ("wrong_version_number", "wrong version number", "packet_length_too_long")
 """What a TLS client says when the server answered in plaintext."""
+TLS_PORT_HINT = (
+    "the collector speaks TLS on this port and closed the plaintext connection: use https:// "
+    "(and OTEL_EXPORTER_OTLP_CERTIFICATE for a private CA)"
+)
+"""Said when a plaintext request reached a TLS port, over gRPC or HTTP."""
+_PLAINTEXT_AT_TLS = ("http request to an https server", "plain http request was sent to https port")
+"""What TLS HTTP servers answer a plaintext request with (Go's net/http, as the Collector; nginx)."""
 
 
 class Protocol(str, Enum):
@@ -94,6 +101,14 @@ class RetryableError(Exception):
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
         super().__init__(reason)
+
+
+class StalledError(RetryableError):
+    """The collector took the request but its answer was not complete when the attempt's time ran out.
+
+    An attempt is given what is left of the request's deadline, so this means the deadline is spent:
+    the caller reports it as a stall, whether the headers or the body were late.
+    """
 
 
 class PermanentError(Exception):
@@ -161,6 +176,7 @@ class GrpcTransport:
 
     def send(self, request: EncodedRequest, timeout: float) -> Answer:
         """Call Export and translate a failure into a retryable or permanent error."""
+        started = time.monotonic()
         try:
             response: bytes = self._export(
                 _payload(request, self.encoding),
@@ -174,6 +190,9 @@ class GrpcTransport:
             misconfigured = self._misconfiguration(code.name, details)
             if misconfigured is not None:
                 raise PermanentError(f"gRPC {code.name}: {misconfigured}") from None
+            if code.name == "DEADLINE_EXCEEDED" and time.monotonic() - started >= timeout:
+                # the call's own deadline (what was left of the request's), not a collector's answer
+                raise StalledError(reason) from None
             if code.name in RETRYABLE_GRPC_CODES and not _is_tls_failure(details):
                 delay = _grpc_retry_delay(exc)
                 if code.name == EXHAUSTED and delay is None:
@@ -216,10 +235,7 @@ class GrpcTransport:
             return ""
         found = probe_tls(host, port, self._config, verify=not self._plaintext)
         if self._plaintext and found in ("open", "closed"):
-            return (
-                "the collector speaks TLS on this port and closed the plaintext connection: use "
-                "https:// (and OTEL_EXPORTER_OTLP_CERTIFICATE for a private CA)"
-            )
+            return TLS_PORT_HINT
         if not self._plaintext and found == "closed" and self._config.client_certificate is None:
             return (
                 "the collector closed the connection right after the TLS handshake: it requires a "
@@ -412,6 +428,10 @@ class HttpTransport(ABC):
         self._verify: str | bool = str(config.certificate) if config.certificate else True
         if config.client_certificate and config.client_key:
             self._session.cert = (str(config.client_certificate), str(config.client_key))
+        parts = urlsplit(config.endpoint)
+        self._plaintext = parts.scheme == "http"
+        self._address = (parts.hostname or "", parts.port or 80)
+        self._diagnosis: str | None = None
 
     def send(self, request: EncodedRequest, timeout: float) -> Answer:
         """POST the request and translate the answer; a redirect is not followed (see :func:`_redirect`)."""
@@ -420,8 +440,14 @@ class HttpTransport(ABC):
             body = gzip.compress(body)
         config = self._config
         try:
+            # stream=True: post() returns once the headers are in, so a late body is told apart below
             answer = self._session.post(
-                config.endpoint, data=body, timeout=timeout, verify=self._verify, allow_redirects=False
+                config.endpoint,
+                data=body,
+                timeout=timeout,
+                verify=self._verify,
+                allow_redirects=False,
+                stream=True,
             )
         except self._errors.SSLError as exc:
             reason = f"TLS handshake failed: {_root_cause(exc, config)}"
@@ -429,23 +455,52 @@ class HttpTransport(ABC):
                 raise PermanentError(f"TLS handshake failed: {_plaintext_hint('https')}") from None
             raise PermanentError(_tls_hint(reason, config)) from None
         except self._errors.ReadTimeout:
-            raise RetryableError("no answer in time: the collector or the network is stalled") from None
+            raise StalledError("no answer in time") from None
         except (self._errors.ConnectionError, self._errors.Timeout) as exc:
             if _answered_in_http2(exc):
                 raise PermanentError(
                     "the endpoint answered in HTTP/2 without TLS, not OTLP/HTTP: it is a gRPC port; "
                     "use the collector's OTLP/HTTP port (4318), or --protocol grpc"
                 ) from None
+            if self._plaintext and not isinstance(exc, self._errors.Timeout) and self._speaks_tls():
+                raise PermanentError(TLS_PORT_HINT) from None
             raise RetryableError(f"cannot reach the collector: {_root_cause(exc, config)}") from None
         except self._errors.RequestException as exc:
             raise PermanentError(f"HTTP request failed: {_root_cause(exc, config)}") from None
+        with answer:
+            return self._answer(answer)
+
+    def _answer(self, answer: requests.Response) -> Answer:
+        """Read the body (the headers are in) and translate the whole answer."""
+        config = self._config
+        try:
+            content = answer.content
+        except self._errors.RequestException as exc:
+            if _timed_out(exc):
+                raise StalledError("the answer's body did not come in time") from None
+            raise RetryableError(f"the answer was cut off: {_root_cause(exc, config)}") from None
         if answer.status_code in RETRYABLE_HTTP_STATUSES:
             raise RetryableError(f"HTTP {answer.status_code}", _retry_after(answer))
         if 300 <= answer.status_code < 400:
             raise PermanentError(_redirect(answer, config))
         if not 200 <= answer.status_code < 300:
-            raise PermanentError(f"HTTP {answer.status_code}: {_error_text(answer, config)}")
-        return self._response(answer) if answer.content else Answer()
+            text = _error_text(answer, config)
+            if self._plaintext and any(words in text.lower() for words in _PLAINTEXT_AT_TLS):
+                raise PermanentError(f"HTTP {answer.status_code}: {TLS_PORT_HINT}")
+            raise PermanentError(f"HTTP {answer.status_code}: {text}")
+        return self._response(answer) if content else Answer()
+
+    def _speaks_tls(self) -> bool:
+        """Whether the port a plaintext connection was dropped by speaks TLS (asked once, by a handshake).
+
+        A TLS server reads a plaintext request as a broken handshake and resets the connection
+        (the Collector answers 400 instead, handled with the other statuses).
+        """
+        if self._diagnosis is None:
+            host, port = self._address
+            found = probe_tls(host, port, self._config, verify=False)
+            self._diagnosis = TLS_PORT_HINT if found in ("open", "closed") else ""
+        return bool(self._diagnosis)
 
     @abstractmethod
     def _response(self, answer: requests.Response) -> Answer:
@@ -615,6 +670,22 @@ def _answered_in_http2(exc: BaseException) -> bool:
             )
             return line.startswith("\x00") or "\x00\x00" in line
         seen = seen.__context__ if seen.__context__ is not seen else None
+    return False
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a socket timeout (``TimeoutError``, which ``socket.timeout`` is) is behind ``exc``.
+
+    requests reports a body that stopped coming as a ConnectionError wrapping urllib3's
+    ReadTimeoutError, which wraps the socket's timeout.
+    """
+    seen: set[int] = set()
+    chain: BaseException | None = exc
+    while chain is not None and id(chain) not in seen:
+        if isinstance(chain, TimeoutError):
+            return True
+        seen.add(id(chain))
+        chain = chain.__cause__ or chain.__context__
     return False
 
 

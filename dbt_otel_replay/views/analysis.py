@@ -13,6 +13,7 @@ concurrent nodes under one thread id, and a sum would count overlaps twice.
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -63,6 +64,11 @@ class RunAnalysis:
         return (last.end - first.start) / NANOS_PER_SECOND
 
 
+_last: tuple[weakref.ref[Plan], RunAnalysis] | None = None
+"""The last plan analysed and its analysis: the summary, waterfall, HTML report and job summary
+of one run all start from it, and a plan is frozen."""
+
+
 def analyse(plan: Plan) -> RunAnalysis:
     """Analyse a planned run: its critical path (as marked by the planner) and its threads.
 
@@ -70,8 +76,17 @@ def analyse(plan: Plan) -> RunAnalysis:
         plan: The plan.
 
     Returns:
-        The analysis.
+        The analysis (the same object for the same plan, asked again).
     """
+    global _last
+    if _last is not None and _last[0]() is plan:
+        return _last[1]
+    analysis = _analyse(plan)
+    _last = (weakref.ref(plan), analysis)
+    return analysis
+
+
+def _analyse(plan: Plan) -> RunAnalysis:
     every = nodes(plan)
     # on-run-start/end hooks run on dbt's main thread, outside the DAG and its worker threads
     timed = [n for n in every if n.end > n.start and not n.span.name.startswith(HOOK_PREFIX)]

@@ -345,14 +345,14 @@ def render_run_line(run: RunReport) -> str:
 
 
 def backfill_summary(
-    report: BackfillReport, trace_url: Callable[[str], str] | None = None
+    report: BackfillReport, trace_url: Callable[[str, str | None], str] | None = None
 ) -> dict[str, object]:
     """The backfill as a JSON-serialisable document (``--format json``).
 
     Args:
         report: The backfill's report.
-        trace_url: The link to a trace from its id (``--trace-url``): then each run with a
-            trace id has the key ``trace_url``.
+        trace_url: The link to a trace from its id and its root span's (``--trace-url``): then
+            each run with a trace id has the key ``trace_url``.
 
     Returns:
         ``{"version": 1, "totals": {...}, "runs": [...]}``.
@@ -374,7 +374,7 @@ def backfill_summary(
                 "nodes": run.nodes,
                 "spans": run.spans,
                 "message": run.message,
-                **({"trace_url": trace_url(run.trace_id)} if trace_url and run.trace_id else {}),
+                **({"trace_url": trace_url(run.trace_id, run.span_id)} if trace_url and run.trace_id else {}),
             }
             for run in report.runs
         ],

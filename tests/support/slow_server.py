@@ -8,7 +8,8 @@ what a per-request deadline must survive. Modes:
 * ``trickle_body``: sends the status line and headers at once, then the promised body one
   byte per ``delay`` seconds;
 * ``trickle_headers``: sends the status line and headers themselves one byte per ``delay``;
-* ``hang``: reads the request and never answers.
+* ``hang``: reads the request and never answers;
+* ``cut``: sends the headers and part of the promised body, then closes the connection.
 
 Every request body it reads is kept (``ExportTraceServiceRequest`` protobuf), with the
 span ids in it, whether or not it answered, and whether the answer was sent whole.
@@ -26,7 +27,7 @@ from types import TracebackType
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 LOOPBACK = "127.0.0.1"
-MODES = ("slow", "trickle_body", "trickle_headers", "hang")
+MODES = ("slow", "trickle_body", "trickle_headers", "hang", "cut")
 
 
 @dataclass
@@ -124,6 +125,9 @@ class SlowServer:
             connection.sendall(head % 0)
             return True
         body = b"\x00" * 64  # never completed in time, so its content does not matter
+        if self.mode == "cut":
+            connection.sendall(head % len(body) + body[:10])
+            return False
         if self.mode == "trickle_body":
             connection.sendall(head % len(body))
             trickled = body
