@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 SpanKind = Literal[
-    "resource", "invocation", "node", "phase", "statement", "batch", "connection", "link", "event"
+    "resource", "invocation", "node", "phase", "statement", "batch", "connection", "hook", "link", "event"
 ]
 
 
@@ -268,6 +268,22 @@ STATEMENT_ROWS = _key(
     "the row count that status text ends with",
     "`5`",
 )
+HOOK_UNIQUE_ID = _key(
+    "dbt.hook.unique_id",
+    ("hook",),
+    "the unique_id dbt 1.9 and later record the project hook under (dbt < 1.9: its log's `START hook: "
+    "<package>.on-run-start.0` line); every hook span has it",
+    "`operation.jaffle_shop.jaffle_shop-on-run-start-0`",
+)
+HOOK_TYPE = _key(
+    "dbt.hook.type", ("hook",), "`on-run-start` or `on-run-end`", "`on-run-start`", low_cardinality=True
+)
+HOOK_STATUS = _key(
+    "dbt.hook.status",
+    ("hook",),
+    "what the hook's end line says (`OK hook: ... [CREATE TABLE in 0.01s]`): its last statement's status",
+    "`CREATE TABLE`, `INSERT 0 1`",
+)
 CONNECTION_NAME = _key(
     "dbt.connection.name",
     ("statement", "connection"),
@@ -396,7 +412,7 @@ TASK_TYPE = _key(
 # --- OpenTelemetry semantic conventions: errors ----------------------------------------------------
 ERROR_TYPE = _key(
     "error.type",
-    ("invocation", "node", "statement", "batch"),
+    ("invocation", "node", "statement", "batch", "hook"),
     "on every failed span: the dbt exception class its message names (`Database Error in ...` is "
     "`DbtDatabaseError`, `Compilation Error` `CompilationError` ...), else the dbt status; on the "
     "invocation, the status of its first failed result",

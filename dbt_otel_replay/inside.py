@@ -5,6 +5,8 @@ run_results.json times a node and its compile and execute phases; dbt's log
 which microbatch batch they belonged to and when a connection was being opened.
 This turns that into spans under the node spans already planned, with the same
 determinism: ids derive from the run and the statement's place in the log.
+dbt < 1.9 records no result for a project hook (``on-run-start``/``on-run-end``): the log's
+hook lines give it a span of its own under the invocation, for its statements to go under.
 
 Where each goes (rule 13 of docs/trace-contract.md): a statement or a connection
 under the phase of its node whose time holds it, else under the node's span; a
@@ -20,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from . import attributes as attr
-from .dbtlog import ConnectionWait, InvocationLog, LogBatch, LogStatement
+from .dbtlog import ConnectionWait, InvocationLog, LogBatch, LogHook, LogStatement
 from .spans import HOOK_PREFIX, SQL_TRUNCATION_MARK, AttributeValue, PlannedSpan, SpanKind, SpanRole
 from .statuses import StatusCode
 
@@ -55,12 +57,18 @@ def inside_spans(
         warnings: Receives one line when statements fall outside their node's span.
 
     Returns:
-        Batch spans, then connection spans, then statement spans.
+        Hook spans (of hooks run_results does not list), then batch, connection and statement spans.
     """
     places = _Places(spans)
+    out: list[PlannedSpan] = []
+    for hook in log.hooks:
+        if hook.node_id not in places.nodes and hook.node_id not in places.log_hooks:
+            span = _hook_span(hook, log.statements, places.invocation, derive)
+            places.log_hooks[hook.node_id] = span
+            places.hooks.append(span)
+            out.append(span)
     outside: list[str] = []
     batch_spans: dict[tuple[str, int], PlannedSpan] = {}
-    out: list[PlannedSpan] = []
     for batch in log.batches:
         span = _batch_span(batch, places, derive, outside)
         batch_spans[(batch.node_id, batch.index)] = span
@@ -115,10 +123,14 @@ class _Places:
                     span
                 )
         self.hooks = [span for uid, span in self.nodes.items() if uid.startswith(HOOK_PREFIX)]
+        self.log_hooks: dict[str, PlannedSpan] = {}
+        """The hooks run_results does not list (dbt < 1.9), by unique_id: their spans from the log."""
 
     def parent(self, node_id: str | None, start: int, end: int, outside: list[str], what: str) -> PlannedSpan:
         """The span to nest a log span of ``node_id`` lasting ``start``..``end`` under."""
-        if node_id is None:
+        if node_id is None or node_id in self.log_hooks:
+            # a hook's span from the log holds what dbt logged while it ran (dbt < 1.6 went on
+            # naming the hook as the node of the statements after it: those go by their time)
             return next((h for h in self.hooks if _holds(h, start, end)), self.invocation)
         node = self.nodes.get(node_id)
         if node is None:  # a node run_results does not list (another invocation's?): not ours to place
@@ -136,10 +148,49 @@ class _Places:
 
 
 def _holds(span: PlannedSpan, start: int, end: int) -> bool:
-    return (
-        span.start_time_unix_nano - CLOCK_SLACK_NS <= start
-        and end <= span.end_time_unix_nano + CLOCK_SLACK_NS
+    # a hook's span from the log is timed by the same clock as what it holds: no slack
+    slack = 0 if span.role is SpanRole.HOOK else CLOCK_SLACK_NS
+    return span.start_time_unix_nano - slack <= start and end <= span.end_time_unix_nano + slack
+
+
+def _hook_span(
+    hook: LogHook, statements: Sequence[LogStatement], invocation: PlannedSpan, derive: Derive
+) -> PlannedSpan:
+    """A hook's span from its log lines.
+
+    dbt < 1.9 logs no end line for a hook whose statement failed (the error ends the run's
+    hooks): such a hook ends with its last statement, and fails with that statement's error.
+    """
+    end, error = hook.end_ns, None
+    if end is None:
+        own = [s for s in statements if s.node_id == hook.node_id and s.start_ns >= hook.start_ns]
+        end = max((_statement_end(s) for s in own), default=hook.start_ns)
+        error = next((s.error for s in own if s.error), None)
+    failed = hook.ok is False or error is not None
+    return PlannedSpan(
+        role=SpanRole.HOOK,
+        span_id=derive("hook", hook.node_id),
+        parent_span_id=invocation.span_id,
+        name=hook.node_id,  # as dbt 1.9 and later name the hook's node span
+        start_time_unix_nano=hook.start_ns,
+        end_time_unix_nano=max(end, hook.start_ns),
+        attributes=_present(
+            {
+                attr.HOOK_UNIQUE_ID: hook.node_id,
+                attr.HOOK_TYPE: hook.hook_type,
+                attr.HOOK_STATUS: hook.status,
+            }
+        ),
+        status=StatusCode.ERROR if failed else StatusCode.UNSET,
+        status_message=(error or hook.status or "hook failed") if failed else "",
     )
+
+
+def _statement_end(statement: LogStatement) -> int:
+    """When a statement ended: its start plus dbt's elapsed time, or (dbt < 1.8) its status line."""
+    if statement.answered_ns is not None and statement.start_ns <= statement.answered_ns:
+        return statement.answered_ns  # dbt < 1.8 printed tenths: the status line's time is exact
+    return statement.start_ns + (statement.elapsed_ns or 0)
 
 
 def _batch_span(batch: LogBatch, places: _Places, derive: Derive, outside: list[str]) -> PlannedSpan:
@@ -194,9 +245,7 @@ def _statement_span(
     sql_max_chars: int | None,
 ) -> PlannedSpan:
     start = statement.start_ns
-    end = start + (statement.elapsed_ns or 0)
-    if statement.answered_ns is not None and start <= statement.answered_ns:
-        end = statement.answered_ns  # dbt < 1.8 printed tenths: the status line's time is exact
+    end = _statement_end(statement)
     if batch is not None and _holds(batch, start, end):
         parent = batch
     else:

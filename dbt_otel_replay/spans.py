@@ -35,6 +35,8 @@ class SpanRole(Enum):
     """A microbatch model's batch, from dbt's log."""
     CONNECTION = "connection"
     """Opening a warehouse connection before a statement, from dbt's log."""
+    HOOK = "hook"
+    """A project hook dbt < 1.9 ran without recording it in run_results.json, from dbt's log."""
 
 
 class SpanKind(IntEnum):

@@ -128,7 +128,8 @@ def test_json_summary_with_dbt_log(tmp_path: Path) -> None:
     document = _json_summary(LOGGED, tmp_path)
     assert set(document) == SUMMARY_KEYS | {"span_roles", "slowest_statements", "node_breakdown", "batches"}
     roles = document["span_roles"]
-    assert set(roles) == {"invocation", "node", "phase", "statement", "batch", "connection"}
+    assert set(roles) == {"invocation", "node", "phase", "statement", "batch", "connection", "hook"}
+    assert roles["hook"] == 0, "dbt 1.11 records its hooks as results: node spans"
     assert sum(roles.values()) == document["spans"] and roles["node"] == document["nodes"]
     assert roles["statement"] > 0 and roles["batch"] == 5
     assert set(document["slowest_statements"][0]) == {

@@ -191,6 +191,7 @@ class Expected:
 
 
 def _expected(scenario: Path) -> tuple[list[Expected], list[dict[str, Any]]]:
+    """dbt's statements, and its batch and hook events (``name``, ``ts`` and the event's data)."""
     statements: list[Expected] = []
     batches: list[dict[str, Any]] = []
     last: dict[str, Expected] = {}
@@ -207,8 +208,10 @@ def _expected(scenario: Path) -> tuple[list[Expected], list[dict[str, Any]]]:
         elif info["name"] == "SQLQueryStatus":
             answered = last[info["thread"]]
             answered.status, answered.elapsed = data["status"], data["elapsed"]
-        elif info["name"] in ("LogStartBatch", "LogBatchResult"):
-            batches.append({"name": info["name"], "ts": parse_timestamp(info["ts"]), **data})
+        elif info["name"] in ("LogStartBatch", "LogBatchResult", "LogHookStartLine", "LogHookEndLine"):
+            batches.append(
+                {"name": info["name"], "ts": parse_timestamp(info["ts"]), "msg": info["msg"], **data}
+            )
     return statements, batches
 
 
@@ -272,6 +275,20 @@ def test_fixture_statements_match_dbts_own_events(scenario: Path) -> None:
         if statement.batch_index is not None:
             batch = next(b for b in log.batches if b.index == statement.batch_index)
             assert batch.start_ns <= statement.start_ns <= (batch.end_ns or statement.start_ns)
+    # the project hooks: one per LogHookStartLine, ended by its LogHookEndLine, to the microsecond
+    hook_starts = [b for b in batches if b["name"] == "LogHookStartLine"]
+    hook_ends = {b["node_info"]["unique_id"]: b for b in batches if b["name"] == "LogHookEndLine"}
+    assert len(hook_starts) == 3, "the fixture project has two on-run-start hooks and one on-run-end"
+    assert [(h.node_id, h.start_ns) for h in log.hooks] == [
+        (b["node_info"]["unique_id"], b["ts"]) for b in hook_starts
+    ]
+    for hook in log.hooks:
+        end = hook_ends[hook.node_id]
+        assert hook.end_ns == end["ts"] and hook.ok is (" OK hook: " in end["msg"])
+        assert (hook.hook_type, str(hook.index)) == tuple(end["statement"].rsplit(".", 2)[1:])
+        major, minor = (int(part) for part in description["dbt_version"].split(".")[:2])
+        if (major, minor) < (1, 9):  # the status of the hook's last statement (later: "success")
+            assert hook.status == end["status"]
     _check_waits(scenario, log, invocation)
 
 

@@ -15,6 +15,7 @@ from dbt_otel_replay.artifacts import load_artifacts
 from dbt_otel_replay.plan import PlanOptions, plan_trace
 from dbt_otel_replay.replay import ReplayOptions, prepare
 from dbt_otel_replay.spans import SpanRole
+from tests.support.logs import with_a_failing_hook
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures" / "artifacts"
@@ -84,9 +85,14 @@ def emitted(tmp_path: Path) -> set[tuple[str, str]]:
         # what the invocation says when --phases, --select or --min-duration dropped spans
         shaped = plan_trace(load_artifacts(target), PlanOptions(phases="none", min_duration=0.1))
         keys |= {("invocation", _templated(key)) for key in shaped.invocation.attributes}
-    # the spans dbt's log adds inside the nodes: every scenario of fixtures/logs, SQL included, and
-    # one whose log also has what a PostgreSQL run never writes (a query id, an early connection)
-    targets = [*sorted(LOG_FIXTURES.glob("*/target")), _warehouse_lines(tmp_path / "warehouse")]
+    # the spans dbt's log adds inside the nodes: every scenario of fixtures/logs, SQL included, one
+    # whose log also has what a PostgreSQL run never writes (a query id, an early connection), and
+    # one whose project hook failed
+    targets = [
+        *sorted(LOG_FIXTURES.glob("*/target")),
+        _warehouse_lines(tmp_path / "warehouse"),
+        with_a_failing_hook(LOG_FIXTURES / "dbt-1.8-text", tmp_path / "failing-hook"),
+    ]
     for target in targets:
         options = ReplayOptions(dry_run=True, plan=PlanOptions(include_sql=True))
         plan = prepare(target, options).plan

@@ -26,7 +26,7 @@ from dbt_otel_replay.replay import ReplayOptions, prepare
 from dbt_otel_replay.spans import PlannedSpan, SpanKind, SpanRole
 from dbt_otel_replay.statuses import StatusCode
 from tests.support.cli import run_cli
-from tests.support.logs import invocation_log
+from tests.support.logs import invocation_log, with_a_failing_hook
 
 REPO = Path(__file__).resolve().parents[1]
 LOGS = REPO / "fixtures" / "logs"
@@ -150,12 +150,55 @@ def test_project_and_model_hooks_show_their_statements_under_the_hook_or_model(s
     post = [s for s in statements if "values ('post_hook hooked_model')" in sql[s.span_id]]
     assert start and end and pre and post
     hooks = {uid_of(s) for s in of_role(plan, SpanRole.NODE) if uid_of(s).startswith("operation.")}
+    from_log = of_role(plan, SpanRole.HOOK)
     if hooks:  # dbt >= 1.9 records the project hooks as results: their statements go under them
         assert all("on-run-start" in (node_above(s) or "") for s in start)
         assert all("on-run-end" in (node_above(s) or "") for s in end)
-    else:  # no hook span to go under: the invocation span
-        assert {s.parent_span_id for s in start + end} == {plan.invocation.span_id}
+        assert from_log == [], "a hook run_results lists is its node span, not one from the log"
+    else:  # dbt < 1.9: a span from the log's hook lines, named as dbt 1.9 names the hook's node
+        log_hooks = the_log(scenario).hooks
+        assert (
+            [s.name for s in from_log]
+            == [h.node_id for h in log_hooks]
+            == [
+                f"operation.replay_logs.replay_logs-{kind}-{i}"
+                for kind, i in (("on-run-start", 0), ("on-run-start", 1), ("on-run-end", 0))
+            ]
+        )
+        for span, hook in zip(from_log, log_hooks, strict=True):
+            assert span.parent_span_id == plan.invocation.span_id and span.kind is SpanKind.INTERNAL
+            assert (span.start_time_unix_nano, span.end_time_unix_nano) == (hook.start_ns, hook.end_ns)
+            assert span.attributes[attr.HOOK_UNIQUE_ID] == span.name
+            assert span.attributes[attr.HOOK_TYPE] == hook.hook_type
+            assert attr.NODE_UNIQUE_ID not in span.attributes and attr.PHASE not in span.attributes
+            under = [s for s in statements if s.parent_span_id == span.span_id]
+            assert [s.attributes[attr.DB_OPERATION_NAME] for s in under] == (
+                ["CREATE TABLE"] if span.name.endswith("on-run-start-0") else ["INSERT"]
+            )
+            assert span.attributes[attr.HOOK_STATUS] == under[0].attributes[attr.STATEMENT_STATUS]
+        parents = {s.parent_span_id for s in start + end}
+        assert parents == {h.span_id for h in from_log if "-1" in h.name or "end" in h.name}
     assert {node_above(s) for s in pre + post} == {"model.replay_logs.hooked_model"}
+
+
+def test_a_failed_project_hook_of_dbt_before_1_9_is_an_error_with_its_statements_message(
+    tmp_path: Path,
+) -> None:
+    """dbt < 1.9 logs no end line for a hook whose statement failed: it ends with that statement."""
+    target = with_a_failing_hook(LOGS / "dbt-1.8-text", tmp_path / "run")
+    plan = prepare(target, ReplayOptions(dry_run=True)).plan
+    hooks = {
+        s.name.removeprefix("operation.replay_logs.replay_logs-"): s for s in of_role(plan, SpanRole.HOOK)
+    }
+    assert sorted(hooks) == ["on-run-end-0", "on-run-start-0", "on-run-start-1"]
+    failed = hooks["on-run-end-0"]
+    [statement] = [s for s in of_role(plan, SpanRole.STATEMENT) if s.parent_span_id == failed.span_id]
+    assert statement.status is StatusCode.ERROR
+    assert failed.status is StatusCode.ERROR
+    assert failed.status_message == statement.status_message == "permission denied for table run_audit"
+    assert failed.end_time_unix_nano == statement.end_time_unix_nano > failed.start_time_unix_nano
+    assert attr.HOOK_STATUS not in failed.attributes and attr.ERROR_TYPE in failed.attributes
+    assert all(hooks[k].status is StatusCode.UNSET for k in ("on-run-start-0", "on-run-start-1"))
 
 
 def test_the_failing_statement_is_an_error_with_dbts_message(scenario: str) -> None:

@@ -110,6 +110,7 @@ def test_the_span_count_is_by_role(scenario: str) -> None:
         (SpanRole.STATEMENT, "statement"),
         (SpanRole.BATCH, "batch"),
         (SpanRole.CONNECTION, "connection"),
+        (SpanRole.HOOK, "hook"),
     ):
         if roles[role]:
             expected[word + ("" if roles[role] == 1 else "es" if word.endswith("ch") else "s")] = roles[role]

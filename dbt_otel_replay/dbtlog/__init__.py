@@ -35,7 +35,7 @@ from pathlib import Path
 from .align import ALIGNMENT_TOLERANCE_NS
 from .files import LOG_FILENAME, find_log_files
 from .reader import Reader
-from .records import ConnectionWait, InvocationLog, LogBatch, LogStatement
+from .records import ConnectionWait, InvocationLog, LogBatch, LogHook, LogStatement
 
 __all__ = [
     "ALIGNMENT_TOLERANCE_NS",
@@ -43,6 +43,7 @@ __all__ = [
     "ConnectionWait",
     "InvocationLog",
     "LogBatch",
+    "LogHook",
     "LogStatement",
     "find_log_files",
     "read_invocation",

@@ -4,7 +4,8 @@ Only lines holding the invocation id are decoded (a byte search finds them), and
 fields read here (msgspec structs with defaults: dbt adds fields between versions). The
 events: ``SQLQuery`` / ``SQLQueryStatus`` (statements), ``NodeStart`` / ``NodeFinished``,
 ``NewConnectionOpening`` (a connection being opened), ``LogStartBatch`` / ``LogBatchResult``
-(microbatch), adapter events (query ids, errors), error events, ``CommandCompleted`` (the end).
+(microbatch), ``LogHookStartLine`` / ``LogHookEndLine`` (project hooks), adapter events (query
+ids, errors), error events, ``CommandCompleted`` (the end).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from .state import Collector, rows_of
 
 _BATCH_DESCRIPTION = re.compile(r"batch (.+?) of (\S+)\Z")
 _ADAPTER = re.compile(r"([\w .-]{1,40}?) adapter: ")
+_HOOK_WORD = re.compile(r"\d+ of \d+ ([A-Z]+) hook: ")
+"""``1 of 2 OK hook: ...``: the word that says how the hook ended."""
 _ERROR_EVENTS = frozenset({"CatchableExceptionOnRun", "GenericExceptionOnRun", "RunningOperationCaughtError"})
 
 
@@ -64,6 +67,11 @@ class _BatchData(msgspec.Struct, gc=False):
     status: str = ""
     batch_index: int = 0
     total_batches: int = 0
+
+
+class _HookData(msgspec.Struct, gc=False):
+    node_info: _NodeInfo | None = None
+    status: str = ""
 
 
 class JsonParser:
@@ -132,6 +140,16 @@ class JsonParser:
             elif name in ("LogStartBatch", "LogBatchResult"):
                 data = msgspec.json.decode(event.data, type=_BatchData)
                 self._batch(name, data, thread, parse_timestamp(info.ts))
+            elif name in ("LogHookStartLine", "LogHookEndLine"):
+                hook = msgspec.json.decode(event.data, type=_HookData)
+                word = _HOOK_WORD.search(info.msg)
+                self.c.hook_event(
+                    hook.node_info.unique_id if hook.node_info else "",
+                    started=name == "LogHookStartLine",
+                    word=word.group(1) if word is not None else "",
+                    status=hook.status,
+                    time=parse_timestamp(info.ts),
+                )
             elif name.startswith("AdapterEvent"):
                 match = _ADAPTER.match(info.msg)
                 c.adapter_detail(info.msg[match.end() :] if match else info.msg, thread)

@@ -18,7 +18,7 @@ from ..terminal import escape
 from .align import US, align, check_utc, micros_of_day, midnight_ns
 from .files import MAX_LINE, OVERLONG, TAIL, LineBlocks
 from .jsonlines import JsonParser
-from .records import ConnectionWait, InvocationLog, LogBatch, LogStatement
+from .records import ConnectionWait, InvocationLog, LogBatch, LogHook, LogStatement
 from .state import Collector
 from .text import CORE_HEADER, FUSION_HEADER, Clock, TextParser
 
@@ -212,6 +212,18 @@ class Reader:
             )
             for b in c.batches
         ]
+        hooks = [
+            LogHook(
+                h.node_id,
+                h.hook_type,
+                h.index,
+                base + h.start * scale,
+                None if h.end is None else base + h.end * scale,
+                h.ok,
+                h.status,
+            )
+            for h in c.hooks
+        ]
         waits = [
             ConnectionWait(node, connection, thread, base + start * scale, base + end * scale)
             for node, connection, thread, start, end in c.waits
@@ -224,6 +236,7 @@ class Reader:
             batches=batches,
             waits=waits,
             files=self.files,
+            hooks=hooks,
         )
 
     def _notes(self) -> Iterator[str]:

@@ -60,6 +60,29 @@ class LogBatch(msgspec.Struct, frozen=True, gc=False):
     """The result dbt printed (``SUCCESS 1``, ``ERROR``, ``SKIP``), or the failing statement's error."""
 
 
+class LogHook(msgspec.Struct, frozen=True, gc=False):
+    """One project hook (``on-run-start``/``on-run-end``) as dbt's log recorded it.
+
+    dbt 1.9 and later also record each hook as a result in run_results.json; before, the log's
+    ``N of M START hook: <package>.on-run-start.<i>`` and ``N of M OK hook: ... [<status> in
+    0.01s]`` lines (JSON: ``LogHookStartLine``/``LogHookEndLine``) are all that says when it ran.
+    """
+
+    node_id: str
+    """The unique_id dbt 1.9 and later give it: ``operation.<package>.<package>-on-run-start-<i>``."""
+    hook_type: str
+    """``on-run-start`` or ``on-run-end``."""
+    index: int
+    """Its place in the project's list of hooks of that type, from 0, as in its unique_id."""
+    start_ns: int
+    end_ns: int | None
+    """When its end line was logged; None when the log has none (the run was cut short)."""
+    ok: bool | None
+    """True for an ``OK`` end line, False for ``ERROR``, None for none or another word."""
+    status: str | None
+    """dbt's status text of its last statement (``CREATE TABLE``, ``INSERT 0 1``), or ``ERROR``."""
+
+
 class ConnectionWait(msgspec.Struct, frozen=True, gc=False):
     """Time a thread spent opening a connection before a statement could use it.
 
@@ -99,3 +122,5 @@ class InvocationLog(msgspec.Struct, frozen=True, gc=False):
     waits: list[ConnectionWait]
     files: list[str]
     """The files the invocation's lines came from, oldest first."""
+    hooks: list[LogHook] = msgspec.field(default_factory=list)
+    """The project hooks it ran, in the order they started."""

@@ -91,6 +91,27 @@ class Batch:
         self.message: str | None = None
 
 
+class Hook(msgspec.Struct, gc=False):
+    """A project hook being read (its times as :class:`Statement`'s)."""
+
+    node_id: str
+    hook_type: str
+    index: int
+    start: int
+    end: int | None = None
+    ok: bool | None = None
+    status: str | None = None
+
+
+HOOK_ID = re.compile(r"operation\.(.+)\.\1-(on-run-(?:start|end))-(\d+)\Z")
+"""A hook's unique_id: ``operation.<package>.<package>-on-run-start-<index>``."""
+
+
+def hook_id(package: str, hook_type: str, index: str) -> str:
+    """The unique_id dbt 1.9 and later record the hook under (what its statements' node is)."""
+    return f"operation.{package}.{package}-{hook_type}-{index}"
+
+
 def rows_of(status: str | None) -> int | None:
     """The row count a status text ends with (``INSERT 0 5`` is 5), or None."""
     if not status:
@@ -117,6 +138,7 @@ class Collector:
         self.dbt_version = (1, 99)
         self.statements: list[Statement] = []
         self.batches: list[Batch] = []
+        self.hooks: list[Hook] = []
         self.waits: list[tuple[str | None, str, str, int, int]] = []
         self.anchor_nodes: list[str] = []
         """The nodes named by lines (node, hook and statement lines), and when (:attr:`anchor_times`)."""
@@ -377,6 +399,26 @@ class Collector:
             )
             if failed:
                 batch.message = failed
+
+    # --------------------------------------------------------------- hooks
+
+    def hook_event(self, node_id: str, *, started: bool, word: str, status: str, time: int) -> None:
+        """A project hook's ``START`` line (``started``), or its end line: ``word`` ``OK``, ``ERROR``...
+
+        ``status`` is what the end line's brackets say before `` in <seconds>s``.
+        """
+        found = HOOK_ID.match(node_id)
+        if found is None:
+            return
+        if started:
+            self.hooks.append(Hook(node_id, found.group(2), int(found.group(3)), time))
+            return
+        hook = next((h for h in reversed(self.hooks) if h.node_id == node_id and h.end is None), None)
+        if hook is None:  # its start line was not read (another file, or cut)
+            return
+        hook.end = time
+        hook.ok = True if word == "OK" else False if word == "ERROR" else None
+        hook.status = status.strip() or word or None
 
     def end_invocation(self) -> None:
         """The invocation ended (another one's header, or ``CommandCompleted``)."""

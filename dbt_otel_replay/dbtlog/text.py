@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from .state import Collector
+from .state import Collector, hook_id
 
 _HALF_DAY_US = 12 * 3600 * 1_000_000
 _DAY_US = 24 * 3600 * 1_000_000
@@ -55,6 +55,8 @@ _BATCH = re.compile(
 _HOOK = re.compile(
     r"\d+ of \d+ (START|OK|ERROR|SKIP|PASS|FAIL)\w* hook: (\S+)\.(on-run-(?:start|end))\.(\d+) "
 )
+_HOOK_RESULT = re.compile(r"\[(.*?)(?: in [\d.]+s)?\]\s*\Z")
+"""The end of a hook's end line: ``[CREATE TABLE in 0.01s]``, ``[ERROR in 0.02s]``."""
 _VERSION = re.compile(r"=?(\d+)\.(\d+)")
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 _EVENT_NOT_STATEMENT = frozenset({"Close", "No close available on handle"})
@@ -305,15 +307,21 @@ class TextParser:
         match = _HOOK.match(message)
         if match is None:
             return
-        package, hook_type, index = match.group(2), match.group(3), match.group(4)
-        node_id = f"operation.{package}.{package}-{hook_type}-{index}"
+        word, package, hook_type, index = match.group(1), match.group(2), match.group(3), match.group(4)
+        node_id = hook_id(package, hook_type, index)
         c = self.c
-        if match.group(1) == "START":
+        time = self.clock.time(stamp)
+        if word == "START":
             c.current_node[thread] = node_id
             c.anchor_nodes.append(node_id)
-            c.anchor_times.append(self.clock.time(stamp))
-        elif c.current_node.get(thread) == node_id and c.dbt_version >= (1, 6):
+            c.anchor_times.append(time)
+            c.hook_event(node_id, started=True, word=word, status="", time=time)
+            return
+        if c.current_node.get(thread) == node_id and c.dbt_version >= (1, 6):
             del c.current_node[thread]  # dbt < 1.6 kept the hook as the node of what followed
+        result = _HOOK_RESULT.search(_ANSI_ESCAPE.sub("", message[match.end() :]))
+        status = result.group(1) if result is not None else ""
+        c.hook_event(node_id, started=False, word=word, status=status, time=time)
 
     def _batch(self, message: str, thread: str, time: int) -> None:
         match = _BATCH.match(_ANSI_ESCAPE.sub("", message))

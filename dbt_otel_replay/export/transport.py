@@ -72,6 +72,9 @@ GRPC_STATUS_DETAILS_KEY = "grpc-status-details-bin"
 """The trailing metadata carrying a google.rpc.Status with details (RetryInfo among them)."""
 GRPC_RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
 """A bare RetryInfo trailer: what opentelemetry-python's exporter reads, so some receivers send it."""
+TIMER_SLACK_SECONDS = 0.05
+"""How early gRPC's deadline timer may be seen to fire by our clock: a DEADLINE_EXCEEDED that late is
+the call's own deadline, one earlier is the collector's answer."""
 PROBE_SECONDS = 1.0
 """The most a diagnosis of a closed connection may take (one TLS handshake)."""
 _GRPC_ON_HTTP1 = ("expected settings frame", "http1.x server")
@@ -190,7 +193,10 @@ class GrpcTransport:
             misconfigured = self._misconfiguration(code.name, details)
             if misconfigured is not None:
                 raise PermanentError(f"gRPC {code.name}: {misconfigured}") from None
-            if code.name == "DEADLINE_EXCEEDED" and time.monotonic() - started >= timeout:
+            if (
+                code.name == "DEADLINE_EXCEEDED"
+                and time.monotonic() - started >= timeout - TIMER_SLACK_SECONDS
+            ):
                 # the call's own deadline (what was left of the request's), not a collector's answer
                 raise StalledError(reason) from None
             if code.name in RETRYABLE_GRPC_CODES and not _is_tls_failure(details):

@@ -232,8 +232,10 @@ def _int(value: AttributeValue | None) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-LOG_ROLES = (SpanRole.STATEMENT, SpanRole.BATCH, SpanRole.CONNECTION)
-"""The roles of the spans dbt's log adds inside the nodes, in the order the views count them."""
+LOG_ROLES = (SpanRole.STATEMENT, SpanRole.BATCH, SpanRole.CONNECTION, SpanRole.HOOK)
+"""The roles of the spans dbt's log adds, in the order the views count them."""
+OWNER_ROLES = (SpanRole.NODE, SpanRole.HOOK)
+"""What a span from the log belongs to: a node, or a project hook dbt < 1.9 recorded only in its log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +244,7 @@ class Statement(_Timed):
 
     Attributes:
         span: The planned statement span.
-        node: The node it ran for (its nearest node span up the parents), or None for a
+        node: The node it ran for (its nearest node or log hook span up the parents), or None for a
             statement of no node (the cache, the catalog) or one placed under the invocation.
     """
 
@@ -467,7 +469,7 @@ def inside(plan: Plan) -> Inside:
     owners: dict[str, PlannedSpan | None] = {}
 
     def owner(span: PlannedSpan) -> PlannedSpan | None:
-        """The nearest node span up the parents, memoised along the way."""
+        """The nearest node (or log hook) span up the parents, memoised along the way."""
         walked: list[str] = []
         current: PlannedSpan | None = span
         found: PlannedSpan | None = None
@@ -475,7 +477,7 @@ def inside(plan: Plan) -> Inside:
             if current.span_id in owners:
                 found = owners[current.span_id]
                 break
-            if current.role is SpanRole.NODE:
+            if current.role in OWNER_ROLES:
                 found = current
                 break
             walked.append(current.span_id)
@@ -492,7 +494,7 @@ def inside(plan: Plan) -> Inside:
     batch_spans: dict[str, list[Batch]] = {}
     node_spans: dict[str, PlannedSpan] = {}
     for span in plan.spans:
-        if span.role not in LOG_ROLES:
+        if span.role not in LOG_ROLES or span.role is SpanRole.HOOK:
             continue
         node_span = owner(span)
         node = Node(node_span) if node_span is not None else None

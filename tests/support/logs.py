@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from dbt_otel_replay.artifacts import load_artifacts
@@ -22,3 +23,24 @@ def invocation_log(target: Path) -> InvocationLog:
     )
     assert log is not None and log.statements, warnings
     return log
+
+
+def with_a_failing_hook(source: Path, directory: Path) -> Path:
+    """A copy of a dbt < 1.9 fixture run (``fixtures/logs/<scenario>``) whose on-run-end hook failed.
+
+    As dbt < 1.9 logs it (dbt-core's ``run_hooks``: the failing statement raises before
+    ``LogHookEndLine``): the hook's statement is answered by the adapter's error instead of its
+    status, and the hook has no end line. Returns the copy's target directory.
+    """
+    shutil.copytree(source, directory)
+    log = directory / "logs" / "dbt.log"
+    lines = log.read_text().split("\n")
+    began = max(i for i, line in enumerate(lines) if "START hook: replay_logs.on-run-end.0 " in line)
+    status = next(i for i in range(began, len(lines)) if "SQL status: INSERT 0 1 in " in lines[i])
+    stamp = lines[status].split(" [debug] ")[0]
+    error = "Postgres adapter: Postgres error: permission denied for table run_audit"
+    lines[status] = f"{stamp} [debug] [MainThread]: {error}"
+    ended = next(i for i in range(status, len(lines)) if "OK hook: replay_logs.on-run-end.0 " in lines[i])
+    del lines[ended]
+    log.write_text("\n".join(lines))
+    return directory / "target"
