@@ -65,12 +65,13 @@ fi
 
 # The package supports Python 3.10, whose datetime.fromisoformat rejects dbt's 'Z' timestamps.
 # Where this machine has a 3.10 (system or pyenv), run the tests that need neither dbt nor rotel
-# (the in-process OTLP receiver is enough) under it too, with every runtime dependency at the
+# (the in-process OTLP receiver is enough) under it too (gRPC's C core words its errors otherwise
+# at grpcio 1.49: the misconfiguration hints are checked there), with every runtime dependency at the
 # lower bound pyproject.toml declares (requirements/lowest.txt), so that those bounds are tested;
 # everything else is locked in requirements/lowest-py310.txt.
 PYTHON310="$(bash scripts/find-python310.sh)"
 if [[ -n "$PYTHON310" && $# -eq 0 ]]; then
-  echo "== Python 3.10 ($PYTHON310), lowest dependencies: artifacts, dbt's log, planning, encoding, export, CLI, ledger" >&2
+  echo "== Python 3.10 ($PYTHON310), lowest dependencies: artifacts, dbt's log, planning, encoding, export, CLI, ledger, TLS, signals, every documented error" >&2
   [[ -x .venv310/bin/python ]] || "$PYTHON310" -m venv .venv310
   pip_into .venv310 -c requirements/lowest-py310.txt pip
   pip_into .venv310 -c requirements/lowest.txt -c requirements/lowest-py310.txt -e . pytest hypothesis pyyaml
@@ -78,7 +79,8 @@ if [[ -n "$PYTHON310" && $# -eq 0 ]]; then
     tests/test_timestamps.py tests/test_artifacts.py tests/test_plan.py tests/test_contract.py \
     tests/test_quirks.py tests/test_propagation.py tests/test_config.py tests/test_encode.py tests/test_cli.py \
     tests/test_export.py tests/test_secrets.py tests/test_escapes.py tests/test_outputs.py \
-    tests/test_dbtlog.py tests/test_sqlsummary.py tests/test_inside.py tests/test_ledger.py
+    tests/test_dbtlog.py tests/test_sqlsummary.py tests/test_inside.py tests/test_ledger.py \
+    tests/test_misconfig.py tests/test_tls.py tests/test_signals.py tests/test_troubleshooting.py
 elif [[ $# -eq 0 ]]; then
   echo "== no Python 3.10 on this machine: the 3.10 run is skipped" >&2
 fi

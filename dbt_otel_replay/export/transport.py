@@ -77,8 +77,9 @@ TIMER_SLACK_SECONDS = 0.05
 the call's own deadline, one earlier is the collector's answer."""
 PROBE_SECONDS = 1.0
 """The most a diagnosis of a closed connection may take (one TLS handshake)."""
-_GRPC_ON_HTTP1 = ("expected settings frame", "http1.x server")
-"""What gRPC's C core says when the port answers HTTP/1.1 (newer, older wording)."""
+_GRPC_ON_HTTP1 = ("expected settings frame", "http1.x server", "failed parsing http/2")
+"""What gRPC's C core says when the port answers HTTP/1.1 (newer, older wordings; grpcio 1.49, the
+lowest supported, says only that it could not parse the answer as HTTP/2)."""
 _NOT_TLS = ("wrong_version_number", "wrong version number", "packet_length_too_long")
 """What a TLS client says when the server answered in plaintext."""
 TLS_PORT_HINT = (
