@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 import ssl
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -177,9 +178,24 @@ class GrpcTransport:
         self._compression = grpc.Compression.Gzip if config.compression == "gzip" else None
         self._rpc_error = grpc.RpcError
         self._config = config
+        self._lock = threading.Lock()
+        self._calls = 0
+        self._closing = False
 
     def send(self, request: EncodedRequest, timeout: float) -> Answer:
         """Call Export and translate a failure into a retryable or permanent error."""
+        with self._lock:
+            self._calls += 1
+        try:
+            return self._call(request, timeout)
+        finally:
+            with self._lock:
+                self._calls -= 1
+                last_out = self._closing and self._calls == 0
+            if last_out:
+                self._channel.close()
+
+    def _call(self, request: EncodedRequest, timeout: float) -> Answer:
         started = time.monotonic()
         try:
             response: bytes = self._export(
@@ -252,8 +268,18 @@ class GrpcTransport:
         return ""
 
     def close(self) -> None:
-        """Close the channel."""
-        self._channel.close()
+        """Close the channel now, or, while a call is on it, when that call ends.
+
+        A call left behind by a stop (its thread is a daemon, see :func:`~..stopping.in_background`)
+        is not cancelled: with grpcio 1.49 a blocking call whose channel is closed under it spins
+        holding the GIL for about ten seconds, so the spans being saved meanwhile were saved that
+        much later (``tests/test_signals.py`` at the lowest dependencies).
+        """
+        with self._lock:
+            self._closing = True
+            now = self._calls == 0
+        if now:
+            self._channel.close()
 
 
 def _answer(body: bytes, config: ExportConfig) -> Answer:
