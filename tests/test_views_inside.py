@@ -32,6 +32,7 @@ from dbt_otel_replay.statuses import StatusCode
 from dbt_otel_replay.terminal import escape
 from dbt_otel_replay.views.node import Node, inside
 from dbt_otel_replay.views.timeline import display_width
+from dbt_otel_replay.views.tree import BATCHES_SHOWN
 from tests.support.oracles import SUMMARY_KEYS, union_by_sweep
 from tests.test_report import Dom
 
@@ -325,6 +326,14 @@ def test_a_335_batch_model_with_334_failures_reads_clearly() -> None:
     assert "window-012" not in row.content() and "… and 324 more" in row.content()
     (entry,) = document_of(plan)["batches"]
     assert (entry["batches"], entry["failed"], len(entry["failed_windows"])) == (335, 334, 334)
+    tree = views.render_tree(plan).splitlines()
+    drawn = [line for line in tree if "─ batch " in line]
+    assert len(drawn) == BATCHES_SHOWN and len(tree) < 100
+    shown = sorted(of_role(plan, SpanRole.BATCH), key=lambda s: (s.start_time_unix_nano, s.name))
+    failed = sum(s.status is StatusCode.ERROR for s in shown[BATCHES_SHOWN:])
+    assert [line.split("└─ ")[1] for line in tree if "more batches" in line] == [
+        f"… and {335 - BATCHES_SHOWN} more batches ({failed} failed)"
+    ]
 
 
 def hostile(plan: Plan) -> Plan:

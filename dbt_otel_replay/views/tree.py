@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..plan import Plan
-from ..spans import PlannedSpan
+from ..spans import PlannedSpan, SpanRole
 from ..statuses import StatusCode
 from ..terminal import escape
 from .node import Node
+
+BATCHES_SHOWN = 10
+"""Batch spans the tree draws under one node (the earliest); one line counts the rest."""
 
 
 def render_tree(plan: Plan) -> str:
@@ -22,7 +25,8 @@ def render_tree(plan: Plan) -> str:
         plan: The plan.
 
     Returns:
-        One line per span, with its duration, dbt status and links.
+        One line per span, with its duration, dbt status and links; past :data:`BATCHES_SHOWN`
+        batches of one node, one line for the rest.
     """
     children: dict[str | None, list[PlannedSpan]] = defaultdict(list)
     for span in plan.spans[1:]:
@@ -32,10 +36,18 @@ def render_tree(plan: Plan) -> str:
 
     def walk(span_id: str, prefix: str) -> None:
         kids = sorted(children.get(span_id, []), key=lambda s: (s.start_time_unix_nano, s.name))
+        batches = [k for k in kids if k.role is SpanRole.BATCH]
+        hidden = batches[BATCHES_SHOWN:]
+        if hidden:  # a backfilled microbatch model runs hundreds of batches: the trace has them all
+            gone = {k.span_id for k in hidden}
+            kids = [k for k in kids if k.span_id not in gone]
         for index, child in enumerate(kids):
-            last = index == len(kids) - 1
+            last = index == len(kids) - 1 and not hidden
             lines.append(f"{prefix}{'└─ ' if last else '├─ '}{_label(child)}")
             walk(child.span_id, prefix + ("   " if last else "│  "))
+        if hidden:
+            failed = sum(k.status is StatusCode.ERROR for k in hidden)
+            lines.append(f"{prefix}└─ … and {len(hidden)} more batches ({failed} failed)")
 
     walk(root.span_id, "")
     return "\n".join(lines) + "\n"
