@@ -272,7 +272,7 @@ def test_an_answer_cut_off_midway_is_retried_and_said_so(tmp_path: Path, env: di
     target = tmp_path / "target"
     copy_pair(FIXTURES / "build", target)
     with SlowServer("cut") as server:
-        code, _, stderr = finish(start(env, str(target), "--endpoint", server.endpoint, "--timeout", "1"))
+        code, _, stderr = finish(start(env, str(target), "--endpoint", server.endpoint, "--timeout", "2"))
         tried = server.requests()
     assert code == 3, stderr
     assert tried > 1, "a cut-off answer is retried"

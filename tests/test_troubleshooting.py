@@ -312,8 +312,8 @@ def _unwritable_target(tmp: Path) -> Outcome:
 
 def _cut_off(tmp: Path) -> Outcome:
     """A server that closes the connection ten bytes into its answer's body."""
-    with SlowServer("cut") as server:
-        return cli(str(target(tmp)), "--endpoint", server.endpoint, "--timeout", "1")
+    with SlowServer("cut") as server:  # 2 s: time for a second attempt on a loaded machine
+        return cli(str(target(tmp)), "--endpoint", server.endpoint, "--timeout", "2")
 
 
 def _trickling(tmp: Path) -> Outcome:
