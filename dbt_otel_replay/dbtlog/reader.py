@@ -178,26 +178,34 @@ class Reader:
             return None
         for note in self._notes():
             warnings.append(f"{label}: {note}")
-        statements = [  # positional, in the fields' order: much faster than by keyword
-            LogStatement(
-                s.node_id,
-                s.connection,
-                s.thread,
-                base + s.start * scale,
-                s.elapsed_ns,
-                s.status,
-                s.rows,
-                s.operation,
-                s.summary or s.operation or "SQL",
-                s.sql,
-                s.query_id,
-                (s.error or "error") if s.error is not None else None,
-                s.batch_index,
-                base + s.answered * scale if s.answered is not None else None,
+        # converted from the last, each record let go as its result is made: the invocation's
+        # statements are not held twice (with a million of them, that was 150 MB more at the peak)
+        pending = c.statements
+        statements: list[LogStatement] = []
+        keep = statements.append
+        while pending:
+            s = pending.pop()
+            if s.dropped or (s.tx and s.is_open):
+                continue
+            keep(  # positional, in the fields' order: much faster than by keyword
+                LogStatement(
+                    s.node_id,
+                    s.connection,
+                    s.thread,
+                    base + s.start * scale,
+                    s.elapsed_ns,
+                    s.status,
+                    s.rows,
+                    s.operation,
+                    s.summary or s.operation or "SQL",
+                    s.sql,
+                    s.query_id,
+                    (s.error or "error") if s.error is not None else None,
+                    s.batch_index,
+                    base + s.answered * scale if s.answered is not None else None,
+                )
             )
-            for s in c.statements
-            if not s.dropped and not (s.tx and s.is_open)
-        ]
+        statements.reverse()
         batches = [
             LogBatch(
                 node_id=b.node_id,
