@@ -65,9 +65,9 @@ fi
 
 # The package supports Python 3.10, whose datetime.fromisoformat rejects dbt's 'Z' timestamps.
 # Where this machine has a 3.10 (system or pyenv), run the tests that need neither dbt nor rotel
-# (the in-process OTLP receiver is enough) under it too (gRPC's C core words its errors otherwise
-# at grpcio 1.49: the misconfiguration hints are checked there), with every runtime dependency at the
-# lower bound pyproject.toml declares (requirements/lowest.txt), so that those bounds are tested;
+# (the in-process OTLP receiver is enough) under it too, with every runtime dependency at the
+# lower bound pyproject.toml declares (requirements/lowest.txt), so that those bounds are tested
+# (gRPC's C core words its errors otherwise at grpcio 1.49, and a stop behaved otherwise there);
 # everything else is locked in requirements/lowest-py310.txt.
 PYTHON310="$(bash scripts/find-python310.sh)"
 if [[ -n "$PYTHON310" && $# -eq 0 ]]; then
