@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .. import attributes as attr
@@ -234,6 +234,8 @@ def _int(value: AttributeValue | None) -> int | None:
 
 LOG_ROLES = (SpanRole.STATEMENT, SpanRole.BATCH, SpanRole.CONNECTION, SpanRole.HOOK)
 """The roles of the spans dbt's log adds, in the order the views count them."""
+WINDOWS_NAMED = 3
+"""Failed batch windows a microbatch model's one line names before saying how many more."""
 OWNER_ROLES = (SpanRole.NODE, SpanRole.HOOK)
 """What a span from the log belongs to: a node, or a project hook dbt < 1.9 recorded only in its log."""
 
@@ -412,6 +414,18 @@ class BatchSummary:
     def failed_windows(self) -> tuple[str, ...]:
         """The windows of the failed batches, in batch order."""
         return tuple(b.window for b in self.failed)
+
+    def failure_line(self, text: Callable[[str], str]) -> str:
+        """``model: 334 of 335 batches failed (w2, w3, w4, and 331 more)``: the summary's and the waterfall's.
+
+        Args:
+            text: Makes the model's name and each window safe for the view (escapes them).
+        """
+        windows = self.failed_windows
+        named = ", ".join(text(w) for w in windows[:WINDOWS_NAMED])
+        more = f", and {len(windows) - WINDOWS_NAMED} more" if len(windows) > WINDOWS_NAMED else ""
+        count = f"{len(windows)} of {self.batches} batches failed"
+        return f"{text(self.node.short_name)}: {count} ({named}{more})"
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,6 @@ SLOWEST_SHOWN = 5
 """How many of the slowest nodes the summary lists."""
 FAILURES_SHOWN = 10
 """How many failures (and models with failed batches) the summary lists before saying how many more."""
-WINDOWS_SHOWN = 3
-"""How many failed batch windows a microbatch model's line names before saying how many more."""
 MESSAGE_CHARS = 160
 SUMMARY_FORMAT_VERSION = 1
 """The version of the JSON summaries (``--format json``); bumped on incompatible changes."""
@@ -295,13 +293,7 @@ def _failed_batches(within: Inside) -> list[str]:
     failing = [b for b in within.batches if b.failed]
     lines = []
     for summary in failing[:FAILURES_SHOWN]:
-        windows = summary.failed_windows
-        named = ", ".join(escape(w) for w in windows[:WINDOWS_SHOWN])
-        more = f", and {len(windows) - WINDOWS_SHOWN} more" if len(windows) > WINDOWS_SHOWN else ""
-        lines.append(
-            f"  {escape(summary.node.short_name)}: {len(windows)} of {summary.batches} batches failed "
-            f"({named}{more})"
-        )
+        lines.append(f"  {summary.failure_line(escape)}")
     if len(failing) > FAILURES_SHOWN:
         lines.append(f"  ... and {len(failing) - FAILURES_SHOWN} more microbatch models with failed batches")
     return lines

@@ -50,8 +50,6 @@ STATEMENTS_SHOWN = 5
 """The slowest statements listed under the critical path (with spans from dbt's log)."""
 BATCH_MODELS_SHOWN = 5
 """Microbatch models with failed batches listed, one line each, before saying how many more."""
-WINDOWS_SHOWN = 3
-"""Failed batch windows a model's line names before saying how many more."""
 
 _FILL = {Category.OK: "=", Category.WARN: "~", Category.FAIL: "X", Category.SKIPPED: ".", Category.OTHER: "-"}
 _CRITICAL_FILL = "#"
@@ -361,11 +359,7 @@ def _batch_lines(within: Inside, width: int, color: bool) -> list[str]:
     failing = [b for b in within.batches if b.failed]
     lines = []
     for summary in failing[:BATCH_MODELS_SHOWN]:
-        windows = summary.failed_windows
-        named = ", ".join(_log_text(w) for w in windows[:WINDOWS_SHOWN])
-        more = f", and {len(windows) - WINDOWS_SHOWN} more" if len(windows) > WINDOWS_SHOWN else ""
-        count = f"{len(windows)} of {summary.batches} batches failed"
-        line = fit(f"{_log_text(summary.node.short_name)}: {count} ({named}{more})", width)
+        line = fit(summary.failure_line(_log_text), width)
         lines.append(_style(line, _SGR[Category.FAIL]) if color else line)
     if len(failing) > BATCH_MODELS_SHOWN:
         lines.append(
