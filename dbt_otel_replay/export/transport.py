@@ -25,7 +25,7 @@ import ssl
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import Enum
@@ -692,8 +692,7 @@ def _answered_in_http2(exc: BaseException) -> bool:
 
     http.client then reports the frames' raw bytes (NUL bytes and all) as a bad status line.
     """
-    seen: BaseException | None = exc
-    while seen is not None:
+    for seen in _chain(exc):
         args = seen.args
         if isinstance(seen, http.client.BadStatusLine) or any(
             isinstance(arg, http.client.BadStatusLine) for arg in args
@@ -702,7 +701,6 @@ def _answered_in_http2(exc: BaseException) -> bool:
                 (str(a) for a in (seen, *args) if isinstance(a, http.client.BadStatusLine)), str(seen)
             )
             return line.startswith("\x00") or "\x00\x00" in line
-        seen = seen.__context__ if seen.__context__ is not seen else None
     return False
 
 
@@ -712,19 +710,21 @@ def _timed_out(exc: BaseException) -> bool:
     requests reports a body that stopped coming as a ConnectionError wrapping urllib3's
     ReadTimeoutError, which wraps the socket's timeout.
     """
+    return any(isinstance(seen, TimeoutError) for seen in _chain(exc))
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised while handling, innermost last (a loop ends it)."""
     seen: set[int] = set()
-    chain: BaseException | None = exc
-    while chain is not None and id(chain) not in seen:
-        if isinstance(chain, TimeoutError):
-            return True
-        seen.add(id(chain))
-        chain = chain.__cause__ or chain.__context__
-    return False
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__context__
 
 
 def _root_cause(exc: BaseException, config: ExportConfig) -> str:
     """The innermost error's text, redacted (requests quotes the URL, query and all), then cut short."""
-    while exc.__context__ is not None and exc.__context__ is not exc:
-        exc = exc.__context__
-    text = config.redact(str(exc))
+    *_, innermost = _chain(exc)
+    text = config.redact(str(innermost))
     return text if len(text) <= 300 else text[:300] + "..."
